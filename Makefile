@@ -1,0 +1,58 @@
+# Course kit menu. `make` alone prints it. Every target is a thin wrapper over `coursekit`
+# (the package in coursekit/) or over nbgrader/pytest, run inside the pinned virtual environment,
+# which is created (or rebuilt when requirements.txt changes) on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(abspath $(VENV))/bin
+# nbgrader needs the venv's bin on PATH (it runs alembic from there).
+export PATH := $(BIN):$(PATH)
+# Real data for tests and CI; instructors may point this elsewhere. Unset → official downloads.
+ifneq ($(wildcard ../shared/data),)
+export COURSE_DATA_DIR ?= $(abspath ../shared/data)
+endif
+
+ASSIGNMENT ?=
+SUBMISSIONS ?= autograder/submissions/$(ASSIGNMENT)
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv release test test-fast grade lock tidy clean
+
+help: ## this menu
+	@echo "Course kit — targets (first run creates .venv: ~2 min)"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -qq -r requirements.txt
+	$(BIN)/python -m pip install -qq --no-deps --no-build-isolation -e .
+	@touch $@
+
+venv: $(VENV)/.installed ## create/refresh the pinned virtual environment (.venv)
+
+release: venv ## compile source/ → release/ (student) and solutions/ (executed keys) with nbgrader  [~1–2 min/changed notebook]
+	$(BIN)/coursekit build
+
+test: venv ## everything CI runs: nbval on source/, freshness + integrity of release/ and solutions/, grading suite  [~5 min]
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: venv ## the same without executing notebooks or grading (seconds)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+grade: venv ## grade a batch: make grade ASSIGNMENT=resnet_blocks [SUBMISSIONS=dir]  → autograder/results/<id>/
+	@test -n "$(ASSIGNMENT)" || (echo "usage: make grade ASSIGNMENT=<id> [SUBMISSIONS=<dir>]"; exit 2)
+	$(BIN)/coursekit grade $(ASSIGNMENT) $(SUBMISSIONS)
+
+tidy: venv ## normalise source notebooks (clear outputs, sync generated setup cells)
+	$(BIN)/coursekit tidy
+
+lock: ## re-resolve requirements.in into the full lock requirements.txt (needs the registry)
+	rm -rf .build/lockenv && $(PYTHON) -m venv .build/lockenv
+	.build/lockenv/bin/python -m pip install -qq -r requirements.in
+	.build/lockenv/bin/python -m pip freeze --exclude-editable \
+	  | sed -e 's/^torch==/torch===/' > requirements.txt
+	rm -rf .build/lockenv
+
+clean: ## remove the venv and nbgrader scratch state (never source/, release/, solutions/)
+	rm -rf $(VENV) .build gradebook.db .nbgrader.log autograder/work

@@ -1,0 +1,132 @@
+"""`make release`: nbgrader compiles source/ into release/ (students) and solutions/ (answer keys).
+
+Both outputs carry the sha256 of the source notebook they came from (notebook metadata
+`coursekit.source_sha256`), so staleness is a cheap, exact check and a rebuild of an unchanged
+assignment is skipped: running `make release` twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import REPO
+from . import notebooks as nbs
+from .config import Assignment, load_course
+
+STEPS = ("release", "solutions")
+
+
+# ---------------------------------------------------------------- running nbgrader
+def nbgrader(*args: str, cwd: Path, timeout: float | None = None,
+             env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the nbgrader CLI of this environment in `cwd` (its nbgrader_config.py applies)."""
+    bindir = Path(sys.executable).parent
+    run_env = {**os.environ, **(env or {})}
+    run_env["PATH"] = f"{bindir}{os.pathsep}{run_env.get('PATH', '')}"  # nbgrader runs alembic
+    return subprocess.run([str(bindir / "nbgrader"), *args], cwd=cwd, env=run_env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def check_ok(proc: subprocess.CompletedProcess, what: str) -> None:
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+
+
+# ---------------------------------------------------------------- hashing and stamps
+def source_sha256(assignment: Assignment, root: Path = REPO) -> str:
+    return hashlib.sha256(assignment.notebook("source", root).read_bytes()).hexdigest()
+
+
+def stamp_of(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    return nbs.read(path).metadata.get("coursekit", {}).get("source_sha256")
+
+
+def finish(path: Path, sha: str, keep_outputs: bool) -> None:
+    """Stamp a generated notebook with its source hash; drop volatile execution metadata."""
+    nb = nbs.read(path)
+    nb.metadata["coursekit"] = {"source_sha256": sha}
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code" and not keep_outputs:
+            cell.outputs, cell.execution_count = [], None
+    nbs.write(nb, path)
+
+
+# ---------------------------------------------------------------- building
+def compile_assignment(assignment: Assignment, root: Path, execute: bool = True) -> None:
+    """nbgrader generate_assignment + generate_solution for one assignment in course dir `root`."""
+    timeout = f"--Execute.timeout={assignment.cell_timeout}"
+    check_ok(nbgrader("generate_assignment", assignment.id, "--force", cwd=root),
+             f"nbgrader generate_assignment {assignment.id}")
+    check_ok(nbgrader("generate_solution", assignment.id, "--force", timeout, cwd=root,
+                      env=None if execute else {"COURSEKIT_SKIP_EXECUTE": "1"}),
+             f"nbgrader generate_solution {assignment.id}")
+    sha = source_sha256(assignment, root)
+    finish(assignment.notebook("release", root), sha, keep_outputs=False)
+    finish(assignment.notebook("solutions", root), sha, keep_outputs=execute)
+
+
+def is_fresh(assignment: Assignment, root: Path = REPO) -> bool:
+    sha = source_sha256(assignment, root)
+    return all(stamp_of(assignment.notebook(step, root)) == sha for step in STEPS)
+
+
+def build(ids: list[str] | None = None, force: bool = False) -> None:
+    """Compile every (or the named) assignment whose release or solutions are stale."""
+    course = load_course()
+    for aid in ids or list(course.assignments):
+        assignment = course.assignments[aid]
+        source = assignment.notebook("source")
+        tidied = nbs.tidy(nbs.read(source), assignment)
+        if nbs.read(source) != tidied:
+            nbs.write(tidied, source)
+            print(f"{aid}: tidied source notebook")
+        if not force and is_fresh(assignment):
+            print(f"{aid}: release/ and solutions/ up to date")
+            continue
+        print(f"{aid}: compiling release/ and executing solutions/ ...", flush=True)
+        compile_assignment(assignment, REPO)
+        print(f"{aid}: wrote {assignment.notebook('release').relative_to(REPO)} and "
+              f"{assignment.notebook('solutions').relative_to(REPO)}")
+
+
+# ---------------------------------------------------------------- checking
+def scratch_course(assignment: Assignment, tmp: Path) -> Path:
+    """A throwaway course dir holding only this assignment's source and the course config."""
+    shutil.copytree(REPO / "source" / assignment.id, tmp / "source" / assignment.id)
+    shutil.copy(REPO / "nbgrader_config.py", tmp / "nbgrader_config.py")
+    return tmp
+
+
+def staleness(assignment: Assignment) -> list[str]:
+    """Why release/ or solutions/ do not match a fresh compile of source/ ([] when they do)."""
+    fix = "run `make release` and commit release/ and solutions/ with the source change"
+    problems = []
+    sha = source_sha256(assignment)
+    for step in STEPS:
+        path = assignment.notebook(step)
+        if stamp_of(path) != sha:
+            problems.append(f"{path.relative_to(REPO)} was not built from the current source: {fix}")
+    if problems:
+        return problems
+    with tempfile.TemporaryDirectory() as tmp:
+        root = scratch_course(assignment, Path(tmp))
+        compile_assignment(assignment, root, execute=False)
+        fresh_release = nbs.read(assignment.notebook("release", root))
+        if nbs.read(assignment.notebook("release")) != fresh_release:
+            problems.append(f"release/{assignment.id} differs from what nbgrader compiles "
+                            f"(edited by hand?): {fix}")
+        fresh_key = [c.source for c in nbs.read(assignment.notebook("solutions", root)).cells]
+        committed_key = [c.source for c in nbs.read(assignment.notebook("solutions")).cells]
+        if fresh_key != committed_key:
+            problems.append(f"solutions/{assignment.id} differs from what nbgrader compiles "
+                            f"(edited by hand?): {fix}")
+    return problems

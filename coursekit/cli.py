@@ -1,0 +1,66 @@
+"""`coursekit` command line: the Makefile's targets are thin wrappers over these subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import REPO
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="coursekit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build", help="compile source/ into release/ and solutions/ (stale ones only)")
+    p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
+    p.add_argument("--force", action="store_true", help="rebuild even when up to date")
+
+    p = sub.add_parser("check", help="fail if release/ or solutions/ are stale")
+    p.add_argument("assignments", nargs="*")
+
+    p = sub.add_parser("tidy", help="normalise source notebooks (outputs, metadata, ids, setup cell)")
+    p.add_argument("--check", action="store_true", help="only report notebooks that need tidying")
+
+    p = sub.add_parser("grade", help="autograde a folder of submissions with nbgrader")
+    p.add_argument("assignment")
+    p.add_argument("submissions", type=Path, help="folder of <student>.ipynb or <student>/<id>.ipynb")
+    p.add_argument("--out", type=Path, help="results folder (default autograder/results/<id>)")
+
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        from .build import build
+        build(args.assignments or None, force=args.force)
+    elif args.command == "check":
+        from .build import staleness
+        from .config import load_course
+        course = load_course()
+        problems = [p for aid in (args.assignments or course.assignments)
+                    for p in staleness(course.assignments[aid])]
+        print("\n".join(problems) or "release/ and solutions/ are up to date")
+        return 1 if problems else 0
+    elif args.command == "tidy":
+        from . import notebooks as nbs
+        from .config import load_course
+        untidy = []
+        for assignment in load_course().assignments.values():
+            path = assignment.notebook("source")
+            nb = nbs.read(path)
+            tidied = nbs.tidy(nb, assignment)
+            if nb != tidied:
+                untidy.append(str(path.relative_to(REPO)))
+                if not args.check:
+                    nbs.write(tidied, path)
+        verb = "needs tidying" if args.check else "tidied"
+        print("\n".join(f"{verb}: {p}" for p in untidy) or "source notebooks are tidy")
+        return 1 if (args.check and untidy) else 0
+    elif args.command == "grade":
+        from .grade import grade_batch, print_summary
+        report = grade_batch(args.assignment, args.submissions, out=args.out)
+        print_summary(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

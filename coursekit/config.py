@@ -1,0 +1,66 @@
+"""Course settings from course.toml and the pinned versions from requirements.txt."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from . import REPO
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One assignment: nbgrader id = folder = notebook name."""
+
+    id: str
+    title: str
+    colab_packages: tuple[str, ...]
+    cell_timeout: int
+
+    def notebook(self, step: str, root: Path = REPO) -> Path:
+        """Path of this assignment's notebook in `step` (source, release or solutions)."""
+        return root / step / self.id / f"{self.id}.ipynb"
+
+
+@dataclass(frozen=True)
+class Course:
+    id: str
+    github_repo: str
+    branch: str
+    assignments: dict[str, Assignment]
+
+    def colab_url(self, assignment_id: str) -> str:
+        """Colab link that opens the student (release) notebook from GitHub."""
+        return (f"https://colab.research.google.com/github/{self.github_repo}/blob/"
+                f"{self.branch}/release/{assignment_id}/{assignment_id}.ipynb")
+
+
+@cache
+def load_course(path: Path = REPO / "course.toml") -> Course:
+    data = tomllib.loads(path.read_text())
+    assignments = {
+        aid: Assignment(aid, spec["title"], tuple(spec.get("colab_packages", ())),
+                        int(spec.get("cell_timeout", 120)))
+        for aid, spec in data["assignments"].items()
+    }
+    course = data["course"]
+    return Course(course["id"], course["github_repo"], course.get("branch", "main"), assignments)
+
+
+@cache
+def pinned_versions(path: Path = REPO / "requirements.txt") -> dict[str, str]:
+    """{normalised distribution name: exact version} from the lock file."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)\s*===?\s*([^\s;#]+)", line)
+        if m:
+            pins[normalise(m.group(1))] = m.group(2)
+    return pins
+
+
+def normalise(name: str) -> str:
+    """PEP 503 name normalisation (Grad-CAM, grad_cam and grad-cam are one package)."""
+    return re.sub(r"[-_.]+", "-", name).lower()

@@ -1,0 +1,31 @@
+"""nbgrader extensions, wired in by nbgrader_config.py.
+
+- StripSolutionMarkers: answer keys (`nbgrader generate_solution`) read as plain notebooks:
+  no `### BEGIN/END SOLUTION` lines and no nbgrader metadata.
+- HideHiddenTests: feedback shows what each test reported, never a hidden test's source:
+  hidden regions are cut from test cells and error tracebacks are reduced to their last line
+  (a traceback quotes the failing source line).
+"""
+
+from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors.clearhiddentests import ClearHiddenTests
+
+from .notebooks import is_test, without_markers
+
+
+class StripSolutionMarkers(NbGraderPreprocessor):
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" or cell.cell_type == "markdown":
+            cell.source = without_markers(cell.source)
+        cell.metadata.pop("nbgrader", None)
+        return cell, resources
+
+
+class HideHiddenTests(ClearHiddenTests):
+    def preprocess_cell(self, cell, resources, index):
+        cell, resources = super().preprocess_cell(cell, resources, index)
+        if is_test(cell):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
+        return cell, resources

@@ -1,0 +1,38 @@
+"""nbgrader configuration for the course (loaded by every nbgrader command run in this folder)."""
+
+import os
+
+from coursekit.config import load_course
+from coursekit.nbgrader_ext import HideHiddenTests, StripSolutionMarkers
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearOutput, Execute, GetGrades
+
+c = get_config()  # noqa: F821 (provided by traitlets when nbgrader loads this file)
+
+c.CourseDirectory.course_id = load_course().id
+c.CourseDirectory.source_directory = "source"
+c.CourseDirectory.release_directory = "release"
+c.CourseDirectory.solution_directory = "solutions"
+
+# Student stubs: the hints stay as comments above the region; the region becomes this.
+c.ClearSolutions.code_stub = {"python": "# TODO: your code here\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Teaching and setup cells marked read-only stay locked in the release, like grade cells.
+c.LockCells.lock_readonly_cells = True
+c.LockCells.lock_grade_cells = True
+
+# Cells that train models need longer than nbgrader's 30 s default; per-assignment values
+# (course.toml cell_timeout) are passed on the command line by coursekit.
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+
+# Answer keys: solutions filled in, no markers, no hidden tests, executed with outputs.
+# (coursekit's freshness check compares code only and sets COURSEKIT_SKIP_EXECUTE.)
+c.GenerateSolution.preprocessors = [ClearOutput, ClearMarkScheme, ClearHiddenTests,
+                                    StripSolutionMarkers]
+if not os.environ.get("COURSEKIT_SKIP_EXECUTE"):
+    c.GenerateSolution.preprocessors.append(Execute)
+
+# Feedback never shows hidden test source (nor in tracebacks).
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -1,0 +1,120 @@
+"""resnet_blocks: wrong and right answers for `residual_block` and `adapt_resnet18`."""
+
+from coursekit.config import load_course
+from coursekit.notebooks import read, reference_answers
+
+from . import Case, mistake
+
+REF = reference_answers(read(load_course().assignments["resnet_blocks"].notebook("source")))
+BLOCK, ADAPT = REF["residual_block"], REF["adapt_resnet18"]
+
+
+def block(name, *edits):
+    return Case(name, "residual_block", mistake(BLOCK, *edits), right=False)
+
+
+def adapt(name, *edits):
+    return Case(name, "adapt_resnet18", mistake(ADAPT, *edits), right=False)
+
+
+PROJECTION_RULE = "if stride != 1 or in_channels != out_channels:"
+ADD_AND_RELU = "return F.relu(out + self.shortcut(x))"
+
+CASES = [
+    # ---- residual_block: mistakes
+    block("block_missing_skip", (ADD_AND_RELU, "return F.relu(out)")),
+    block("block_relu_before_add", (ADD_AND_RELU, "return F.relu(out) + self.shortcut(x)")),
+    block("block_projection_always", (PROJECTION_RULE, "if True:")),
+    block("block_projection_without_bn",
+          ("bias=False),\n                nn.BatchNorm2d(out_channels),\n", "bias=False),\n")),
+    block("block_batchnorm_unused",
+          ("out = F.relu(self.bn1(self.conv1(x)))", "out = F.relu(self.conv1(x))"),
+          ("out = self.bn2(self.conv2(out))", "out = self.conv2(out)")),
+    block("block_batchnorm_missing",
+          ("self.bn1 = nn.BatchNorm2d(out_channels)\n", ""),
+          ("self.bn2 = nn.BatchNorm2d(out_channels)\n", ""),
+          ("out = F.relu(self.bn1(self.conv1(x)))", "out = F.relu(self.conv1(x))"),
+          ("out = self.bn2(self.conv2(out))", "out = self.conv2(out)")),
+    block("block_stride_on_both_convs",
+          ("kernel_size=3, stride=1,", "kernel_size=3, stride=stride,")),
+    block("block_conv_relu_bn_order",
+          ("out = F.relu(self.bn1(self.conv1(x)))", "out = self.bn1(F.relu(self.conv1(x)))")),
+    block("block_ignores_stride",
+          ("kernel_size=3, stride=stride,", "kernel_size=3, stride=1,"),
+          ("kernel_size=1, stride=stride,", "kernel_size=1, stride=1,")),
+    block("block_hardcoded_channels",
+          ("nn.Conv2d(in_channels, out_channels, kernel_size=3", "nn.Conv2d(64, 64, kernel_size=3"),
+          ("nn.Conv2d(out_channels, out_channels, kernel_size=3", "nn.Conv2d(64, 64, kernel_size=3"),
+          ("self.bn1 = nn.BatchNorm2d(out_channels)", "self.bn1 = nn.BatchNorm2d(64)"),
+          ("self.bn2 = nn.BatchNorm2d(out_channels)", "self.bn2 = nn.BatchNorm2d(64)")),
+    block("block_adds_into_input",
+          (ADD_AND_RELU, "identity = self.shortcut(x)\n        identity += out\n        return F.relu(identity)")),
+    # ---- adapt_resnet18: mistakes
+    adapt("adapt_fc_not_replaced", ("model.fc = nn.Linear(model.fc.in_features, num_classes)\n", "")),
+    adapt("adapt_conv1_not_replaced",
+          ("model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)\n", "")),
+    adapt("adapt_resnet34", ("torchvision.models.resnet18(", "torchvision.models.resnet34(")),
+    adapt("adapt_resnet50", ("torchvision.models.resnet18(", "torchvision.models.resnet50(")),
+    adapt("adapt_ignores_arguments",
+          ("nn.Conv2d(in_channels, 64", "nn.Conv2d(1, 64"),
+          ("nn.Linear(model.fc.in_features, num_classes)", "nn.Linear(model.fc.in_features, 2)")),
+    adapt("adapt_fc_fixed_width", ("nn.Linear(model.fc.in_features, num_classes)", "nn.Linear(512, 2)")),
+    # ---- right answers written differently
+    Case("block_relu_modules_inplace_add", "residual_block", '''
+class ResidualBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super(ResidualBlock, self).__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        if stride == 1 and in_channels == out_channels:
+            self.shortcut = nn.Sequential()
+        else:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        return self.relu(out)
+'''.strip(), right=True),
+    Case("block_explicit_identity_branch", "residual_block", '''
+class ResidualBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        layers = []
+        if stride != 1 or in_channels != out_channels:
+            layers = [nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+                      nn.BatchNorm2d(out_channels)]
+        self.shortcut = nn.Sequential(*layers)
+
+    def forward(self, x):
+        identity = self.shortcut(x) if len(self.shortcut) > 0 else x
+        h = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(h)) + identity)
+'''.strip(), right=True),
+    Case("adapt_num_classes_argument", "adapt_resnet18", '''
+def adapt_resnet18(in_channels=1, num_classes=2):
+    model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
+    model.conv1 = nn.Conv2d(in_channels, model.conv1.out_channels, kernel_size=7, stride=2,
+                            padding=3, bias=False)
+    return model
+'''.strip(), right=True),
+    Case("adapt_imported_constructor", "adapt_resnet18", '''
+from torchvision.models import resnet18
+
+
+def adapt_resnet18(in_channels=1, num_classes=2):
+    net = resnet18()
+    net.conv1 = torch.nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+    net.fc = torch.nn.Linear(512, num_classes)
+    return net
+'''.strip(), right=True),
+]

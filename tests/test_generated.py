@@ -1,0 +1,96 @@
+"""release/ and solutions/ are what nbgrader makes of source/ today, and leak nothing."""
+
+import re
+
+import pytest
+
+from coursekit import notebooks as nbs
+from coursekit.build import staleness
+from coursekit.config import load_course
+
+COURSE = load_course()
+IDS = list(COURSE.assignments)
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+
+
+def notebooks(aid):
+    a = COURSE.assignments[aid]
+    return nbs.read(a.notebook("source")), nbs.read(a.notebook("release")), nbs.read(a.notebook("solutions"))
+
+
+def secret_lines(source):
+    """Distinctive lines of solution regions and hidden tests: they must not reach students."""
+    solution, hidden, public = set(), set(), []
+    for cell in source.cells:
+        solution |= {l.strip() for l in nbs.region_lines(cell.source, nbs.BEGIN_SOLUTION, nbs.END_SOLUTION)}
+        hidden |= {l.strip() for l in nbs.region_lines(cell.source, nbs.BEGIN_HIDDEN, nbs.END_HIDDEN)}
+        public.append(nbs.without_hidden_tests(cell.source) if not nbs.is_solution(cell) else "")
+    public_text = "\n".join(public)
+    keep = lambda lines: {l for l in lines if len(l) >= 12 and not l.startswith("#") and l not in public_text}
+    return keep(solution), keep(hidden)
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_generated_notebooks_are_fresh(aid):
+    problems = staleness(COURSE.assignments[aid])
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_release_leaks_nothing(aid):
+    source, release, _ = notebooks(aid)
+    text = "\n".join(cell.source for cell in release.cells)
+    solution, hidden = secret_lines(source)
+    assert solution and hidden
+    assert not [m for m in MARKERS if m in text], "nbgrader markers left in the release"
+    assert not [l for l in solution if l in text], "solution code in the release"
+    assert not [l for l in hidden if l in text], "hidden test code in the release"
+    for cell in release.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"outputs stored in {cell.id}"
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_release_stubs_and_locks(aid):
+    source, release, _ = notebooks(aid)
+    released = nbs.cells_by_grade_id(release)
+    for cell in source.cells:
+        gid = nbs.grade_id(cell)
+        if nbs.is_solution(cell) and cell.cell_type == "code":
+            stub = released[gid].source
+            assert "raise NotImplementedError()" in stub and "TODO: your code here" in stub, gid
+            assert nbs.test_cells_of(source, gid), f"solution cell {gid} has no test cell"
+        if nbs.is_test(cell) or nbs.nbgrader(cell).get("locked"):
+            assert released[gid].metadata.get("editable") is False, f"{gid} is not locked in the release"
+            assert released[gid].metadata.get("deletable") is False, f"{gid} can be deleted in the release"
+    assert [c.id for c in release.cells] == [c.id for c in source.cells], "cell ids must survive compilation"
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_release_opens_in_colab(aid):
+    _, release, _ = notebooks(aid)
+    badge = release.cells[0].source
+    url = f"https://colab.research.google.com/github/{COURSE.github_repo}/blob/{COURSE.branch}/release/{aid}/{aid}.ipynb"
+    assert url in badge and "colab-badge.svg" in badge
+    setup = release.cells[[c.cell_type for c in release.cells].index("code")]
+    assert setup.metadata["coursekit"]["generated"] == "setup", "the first code cell must be the setup cell"
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_solutions_are_clean_executed_keys(aid):
+    source, _, solutions = notebooks(aid)
+    text = "\n".join(cell.source for cell in solutions.cells)
+    _, hidden = secret_lines(source)
+    assert not [m for m in MARKERS if m in text], "nbgrader markers left in the answer key"
+    assert not [l for l in hidden if l in text], "hidden tests in the answer key"
+    for cell in solutions.cells:
+        assert "nbgrader" not in cell.metadata, f"nbgrader metadata left in {cell.id}"
+        if cell.cell_type == "code":
+            assert cell.execution_count is not None, f"{cell.id} was not executed"
+            errors = [o for o in cell.outputs if o.output_type == "error"]
+            assert not errors, f"{cell.id} failed in the answer key: {errors[0].get('evalue')}"
+    test_ids = {nbs.grade_id(c) for c in source.cells if nbs.is_test(c)}
+    for cell in solutions.cells:
+        if cell.id in test_ids:
+            out = "".join(o.get("text", "") for o in cell.outputs)
+            assert re.search(rf"{cell.id} passed", out), f"{cell.id} did not pass in the answer key"

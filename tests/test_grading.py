@@ -1,0 +1,110 @@
+"""The grading suite: each assignment's submissions autograded through nbgrader.
+
+Reference → full marks; untouched release → 0 on every autograded cell; each wrong answer loses
+points on its own cell's tests and keeps every other cell's; right answers written differently
+keep full marks. No feedback file shows hidden-test source.
+"""
+
+import html
+import re
+
+import pytest
+
+from conftest import GRADING_TABLES
+from coursekit import notebooks as nbs
+from coursekit.config import load_course
+from coursekit.grade import grade_batch
+from tests.submissions import resnet_blocks
+
+pytestmark = pytest.mark.slow
+CASES = {"resnet_blocks": resnet_blocks.CASES}
+_reports = {}
+
+
+def graded(aid, tmp_path_factory):
+    """Grade reference, untouched release and every fixture of `aid` once per session."""
+    if aid not in _reports:
+        assignment = load_course().assignments[aid]
+        source, release = nbs.read(assignment.notebook("source")), nbs.read(assignment.notebook("release"))
+        reference = nbs.reference_answers(source)
+        tmp = tmp_path_factory.mktemp(aid)
+        folder = tmp / "submissions"
+        nbs.write(nbs.make_submission(release, reference), folder / "reference.ipynb")
+        nbs.write(release, folder / "untouched.ipynb")
+        for case in CASES[aid]:
+            nb = nbs.make_submission(release, {**reference, case.cell: case.code})
+            nbs.write(nb, folder / f"{case.name}.ipynb")
+        report = grade_batch(aid, folder, out=tmp / "results", work=tmp / "work")
+        _reports[aid] = (report, source)
+        GRADING_TABLES.append(table(report))
+    return _reports[aid]
+
+
+def cell_totals(report, student, source):
+    """{solution grade_id: (score, max)} summed over that solution's test cells."""
+    result = report.results[student]
+    totals = {}
+    for cell in source.cells:
+        if nbs.is_solution(cell) and cell.cell_type == "code":
+            gid = nbs.grade_id(cell)
+            tests = [nbs.grade_id(t) for t in nbs.test_cells_of(source, gid)]
+            totals[gid] = (sum(result.cells.get(t, 0) for t in tests),
+                           sum(report.cell_max[t] for t in tests))
+    return totals
+
+
+def table(report):
+    cells = list(report.cell_max)
+    short = [c.removeprefix("test_") for c in cells]
+    width = max(len(s) for s in report.results)
+    lines = [f"{report.assignment}:", f"{'submission':<{width}} " + " ".join(f"{s:>{len(s)}}" for s in short)
+             + "  total"]
+    for r in report.results.values():
+        scores = " ".join(f"{r.cells.get(c, 0):>{len(s)}g}" for c, s in zip(cells, short))
+        lines.append(f"{r.student:<{width}} {scores}  {r.score:g}/{r.max_score:g} {r.status}")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("aid", list(CASES))
+def test_reference_gets_full_marks(aid, tmp_path_factory):
+    report, _ = graded(aid, tmp_path_factory)
+    ref = report.results["reference"]
+    assert ref.status == "graded" and ref.score == ref.max_score > 0, table(report)
+
+
+@pytest.mark.parametrize("aid", list(CASES))
+def test_untouched_release_gets_zero(aid, tmp_path_factory):
+    report, _ = graded(aid, tmp_path_factory)
+    untouched = report.results["untouched"]
+    assert untouched.status == "graded" and untouched.score == 0, table(report)
+
+
+@pytest.mark.parametrize("aid,case", [(aid, c) for aid, cases in CASES.items() for c in cases],
+                         ids=lambda v: getattr(v, "name", v))
+def test_fixture_scores_as_expected(aid, case, tmp_path_factory):
+    report, source = graded(aid, tmp_path_factory)
+    assert report.results[case.name].status == "graded"
+    totals = cell_totals(report, case.name, source)
+    for cell, (score, maximum) in totals.items():
+        if cell == case.cell and not case.right:
+            assert score < maximum, f"{case.name} should lose points on {cell}\n{table(report)}"
+        else:
+            assert score == maximum, f"{case.name} should keep full marks on {cell}\n{table(report)}"
+
+
+@pytest.mark.parametrize("aid", list(CASES))
+def test_feedback_never_shows_hidden_tests(aid, tmp_path_factory):
+    report, source = graded(aid, tmp_path_factory)
+    hidden = {line.strip() for cell in source.cells
+              for line in nbs.region_lines(cell.source, nbs.BEGIN_HIDDEN, nbs.END_HIDDEN)
+              if len(line.strip()) >= 12}
+    assert hidden, "expected hidden tests in the source notebook"
+    visible = {line.strip() for cell in source.cells if nbs.is_test(cell)
+               for line in nbs.without_hidden_tests(cell.source).splitlines() if len(line.strip()) >= 12}
+    files = sorted((report.out / "feedback").glob("*.html"))
+    assert len(files) == len(report.results)
+    for path in files:
+        text = html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))  # the code as a reader sees it
+        assert any(line in text for line in visible), f"{path.name}: visible tests not found, check the method"
+        leaked = [line for line in hidden if line in text]
+        assert not leaked, f"{path.name} shows hidden test lines: {leaked[:3]}"
