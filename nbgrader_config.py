@@ -3,9 +3,11 @@
 import os
 
 from coursekit.config import load_course
-from coursekit.nbgrader_ext import HideHiddenTests, StripSolutionMarkers
+from coursekit.nbgrader_ext import ClearSolutionsWithStarter, HideHiddenTests, StripSolutionMarkers
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearOutput, Execute, GetGrades
+from nbgrader.converters import GenerateAssignment
+from nbgrader.preprocessors import (ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions,
+                                    Execute, GetGrades)
 
 c = get_config()  # noqa: F821 (provided by traitlets when nbgrader loads this file)
 
@@ -17,6 +19,10 @@ c.CourseDirectory.solution_directory = "solutions"
 # Student stubs: the hints stay as comments above the region; the region becomes this.
 c.ClearSolutions.code_stub = {"python": "# TODO: your code here\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+# ...except find-and-fix cells, which start from their `coursekit.starter` code.
+c.GenerateAssignment.preprocessors = [
+    ClearSolutionsWithStarter if p is ClearSolutions else p
+    for p in GenerateAssignment.class_traits()["preprocessors"].make_dynamic_default()]
 
 # Teaching and setup cells marked read-only stay locked in the release, like grade cells.
 c.LockCells.lock_readonly_cells = True

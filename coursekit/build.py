@@ -72,6 +72,13 @@ def compile_assignment(assignment: Assignment, root: Path, execute: bool = True)
     sha = source_sha256(assignment, root)
     finish(assignment.notebook("release", root), sha, keep_outputs=False)
     finish(assignment.notebook("solutions", root), sha, keep_outputs=execute)
+    if execute:
+        failed = [f"{cell.id}: {out.get('ename')}: {out.get('evalue')}"
+                  for cell in nbs.read(assignment.notebook("solutions", root)).cells
+                  for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+        if failed:
+            raise RuntimeError(f"the answer key of {assignment.id} fails when executed "
+                               f"(is COURSE_DATA_DIR set?):\n" + "\n".join(failed))
 
 
 def is_fresh(assignment: Assignment, root: Path = REPO) -> bool:

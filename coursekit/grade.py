@@ -28,7 +28,8 @@ class StudentResult:
     status: str                       # graded | not graded
     score: float = 0.0
     max_score: float = 0.0
-    cells: dict[str, float] = field(default_factory=dict)   # test grade_id -> score
+    cells: dict[str, float] = field(default_factory=dict)   # autograded cell -> score
+    manual: list[str] = field(default_factory=list)          # cells awaiting a human grade
     reason: str = ""
 
 
@@ -37,7 +38,7 @@ class GradeReport:
     assignment: str
     out: Path
     results: dict[str, StudentResult]
-    cell_max: dict[str, float]
+    cell_max: dict[str, float]        # autograded cells only
     skipped: dict[str, str]           # file name -> why it was not graded
 
 
@@ -64,23 +65,26 @@ def find_submissions(assignment_id: str, folder: Path) -> tuple[dict[str, Path],
     return found, skipped
 
 
-def prepare_workspace(assignment_id: str, work: Path) -> None:
-    """A fresh nbgrader course dir holding the assignment's source and its gradebook."""
+def prepare_workspace(assignment_id: str, work: Path, source: Path | None = None) -> None:
+    """A fresh nbgrader course dir holding the assignment's source and its gradebook.
+    `source` replaces the assignment's source notebook (the grading suite grades prefixes)."""
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(REPO / "source" / assignment_id, work / "source" / assignment_id)
+    if source is not None:
+        shutil.copy(source, work / "source" / assignment_id / f"{assignment_id}.ipynb")
     shutil.copy(REPO / "nbgrader_config.py", work / "nbgrader_config.py")
     check_ok(nbgrader("generate_assignment", assignment_id, "--force", cwd=work),
              "nbgrader generate_assignment")
 
 
 def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
-                work: Path | None = None) -> GradeReport:
+                work: Path | None = None, source: Path | None = None) -> GradeReport:
     """Autograde every submission in `submissions`; write grades, cell scores and feedback."""
     assignment = load_course().assignments[assignment_id]
     out = out or REPO / "autograder" / "results" / assignment_id
     work = work or REPO / "autograder" / "work" / assignment_id
-    prepare_workspace(assignment_id, work)
+    prepare_workspace(assignment_id, work, source)
 
     found, skipped = find_submissions(assignment_id, submissions)
     for student, notebook in found.items():
@@ -121,6 +125,9 @@ def read_gradebook(assignment_id: str, work: Path, students: list[str]):
             result = StudentResult(student, "graded")
             for notebook in submission.notebooks:
                 for grade in notebook.grades:
+                    if grade.auto_score is None:      # written answers: graded by a person
+                        result.manual.append(grade.name)
+                        continue
                     result.cells[grade.name] = float(grade.score or 0)
                     cell_max[grade.name] = float(grade.max_score)
             result.score, result.max_score = sum(result.cells.values()), sum(cell_max.values())
@@ -143,7 +150,8 @@ def print_summary(report: GradeReport) -> None:
     print(f"{report.assignment}: {len(report.results)} submissions graded into {report.out}")
     print(f"{'student':<{width}}  {'score':>11}  status")
     for r in report.results.values():
-        print(f"{r.student:<{width}}  {r.score:>5g}/{r.max_score:<5g}  {r.status} {r.reason}".rstrip())
+        manual = f" (+ manual: {', '.join(r.manual)})" if r.manual else ""
+        print(f"{r.student:<{width}}  {r.score:>5g}/{r.max_score:<5g}  {r.status} {r.reason}{manual}".rstrip())
     for name, why in report.skipped.items():
         print(f"skipped {name}: {why}")
     print(f"cells: {', '.join(f'{c} ({report.cell_max[c]:g})' for c in cells)}")

@@ -97,6 +97,23 @@ def without_hidden_tests(source: str) -> str:
     return "\n".join(kept)
 
 
+def secret_lines(source: NotebookNode) -> tuple[set[str], set[str]]:
+    """Distinctive lines (stripped) of solution regions and of hidden tests: text that must never
+    reach a student. Comments, short lines and lines that also occur in visible text are left out."""
+    solution, hidden, public = set(), set(), []
+    for cell in source.cells:
+        solution |= {line.strip() for line in region_lines(cell.source, BEGIN_SOLUTION, END_SOLUTION)}
+        hidden |= {line.strip() for line in region_lines(cell.source, BEGIN_HIDDEN, END_HIDDEN)}
+        if not is_solution(cell):
+            public.append(without_hidden_tests(cell.source))
+    public_text = "\n".join(public)
+
+    def distinctive(lines):
+        return {line for line in lines
+                if len(line) >= 12 and not line.startswith("#") and line not in public_text}
+    return distinctive(solution), distinctive(hidden)
+
+
 # ---------------------------------------------------------------- submissions
 def make_submission(release: NotebookNode, answers: dict[str, str]) -> NotebookNode:
     """A student's notebook: the release with the given cells' sources replaced (by grade_id)."""

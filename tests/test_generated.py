@@ -7,6 +7,7 @@ import pytest
 from coursekit import notebooks as nbs
 from coursekit.build import staleness
 from coursekit.config import load_course
+from coursekit.nbgrader_ext import starter_code
 
 COURSE = load_course()
 IDS = list(COURSE.assignments)
@@ -16,18 +17,6 @@ MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN T
 def notebooks(aid):
     a = COURSE.assignments[aid]
     return nbs.read(a.notebook("source")), nbs.read(a.notebook("release")), nbs.read(a.notebook("solutions"))
-
-
-def secret_lines(source):
-    """Distinctive lines of solution regions and hidden tests: they must not reach students."""
-    solution, hidden, public = set(), set(), []
-    for cell in source.cells:
-        solution |= {l.strip() for l in nbs.region_lines(cell.source, nbs.BEGIN_SOLUTION, nbs.END_SOLUTION)}
-        hidden |= {l.strip() for l in nbs.region_lines(cell.source, nbs.BEGIN_HIDDEN, nbs.END_HIDDEN)}
-        public.append(nbs.without_hidden_tests(cell.source) if not nbs.is_solution(cell) else "")
-    public_text = "\n".join(public)
-    keep = lambda lines: {l for l in lines if len(l) >= 12 and not l.startswith("#") and l not in public_text}
-    return keep(solution), keep(hidden)
 
 
 @pytest.mark.parametrize("aid", IDS)
@@ -40,7 +29,7 @@ def test_generated_notebooks_are_fresh(aid):
 def test_release_leaks_nothing(aid):
     source, release, _ = notebooks(aid)
     text = "\n".join(cell.source for cell in release.cells)
-    solution, hidden = secret_lines(source)
+    solution, hidden = nbs.secret_lines(source)
     assert solution and hidden
     assert not [m for m in MARKERS if m in text], "nbgrader markers left in the release"
     assert not [l for l in solution if l in text], "solution code in the release"
@@ -58,7 +47,10 @@ def test_release_stubs_and_locks(aid):
         gid = nbs.grade_id(cell)
         if nbs.is_solution(cell) and cell.cell_type == "code":
             stub = released[gid].source
-            assert "raise NotImplementedError()" in stub and "TODO: your code here" in stub, gid
+            if starter_code(cell) is not None:   # find-and-fix: starts from the given (buggy) code
+                assert stub == starter_code(cell) != nbs.without_markers(cell.source), gid
+            else:
+                assert "raise NotImplementedError()" in stub and "TODO: your code here" in stub, gid
             assert nbs.test_cells_of(source, gid), f"solution cell {gid} has no test cell"
         if nbs.is_test(cell) or nbs.nbgrader(cell).get("locked"):
             assert released[gid].metadata.get("editable") is False, f"{gid} is not locked in the release"
@@ -80,7 +72,7 @@ def test_release_opens_in_colab(aid):
 def test_solutions_are_clean_executed_keys(aid):
     source, _, solutions = notebooks(aid)
     text = "\n".join(cell.source for cell in solutions.cells)
-    _, hidden = secret_lines(source)
+    _, hidden = nbs.secret_lines(source)
     assert not [m for m in MARKERS if m in text], "nbgrader markers left in the answer key"
     assert not [l for l in hidden if l in text], "hidden tests in the answer key"
     for cell in solutions.cells:

@@ -8,6 +8,7 @@ keep full marks. No feedback file shows hidden-test source.
 import html
 import re
 
+import nbformat
 import pytest
 
 from conftest import GRADING_TABLES
@@ -21,23 +22,41 @@ CASES = {"resnet_blocks": resnet_blocks.CASES}
 _reports = {}
 
 
-def graded(aid, tmp_path_factory):
-    """Grade reference, untouched release and every fixture of `aid` once per session."""
-    if aid not in _reports:
+def prefix(nb, stop_after):
+    """The notebook up to and including cell `stop_after` (all of it for None)."""
+    if stop_after is None:
+        return nb
+    ids = [c.id for c in nb.cells]
+    return nbformat.from_dict({**nb, "cells": nb.cells[: ids.index(stop_after) + 1]})
+
+
+def graded(aid, tmp_path_factory, stop_after=None):
+    """Grade one batch per (assignment, prefix) once per session: the whole notebook's batch
+    holds the reference, the untouched release and the fixtures without `stop_after`."""
+    key = (aid, stop_after)
+    if key not in _reports:
         assignment = load_course().assignments[aid]
-        source, release = nbs.read(assignment.notebook("source")), nbs.read(assignment.notebook("release"))
+        source = prefix(nbs.read(assignment.notebook("source")), stop_after)
+        release = prefix(nbs.read(assignment.notebook("release")), stop_after)
         reference = nbs.reference_answers(source)
-        tmp = tmp_path_factory.mktemp(aid)
+        tmp = tmp_path_factory.mktemp(f"{aid}-{stop_after or 'all'}")
         folder = tmp / "submissions"
-        nbs.write(nbs.make_submission(release, reference), folder / "reference.ipynb")
-        nbs.write(release, folder / "untouched.ipynb")
+        folder.mkdir()
+        if stop_after is None:
+            nbs.write(nbs.make_submission(release, reference), folder / "reference.ipynb")
+            nbs.write(release, folder / "untouched.ipynb")
         for case in CASES[aid]:
-            nb = nbs.make_submission(release, {**reference, case.cell: case.code})
-            nbs.write(nb, folder / f"{case.name}.ipynb")
-        report = grade_batch(aid, folder, out=tmp / "results", work=tmp / "work")
-        _reports[aid] = (report, source)
-        GRADING_TABLES.append(table(report))
-    return _reports[aid]
+            if case.stop_after == stop_after:
+                nb = nbs.make_submission(release, {**reference, case.cell: case.code})
+                nbs.write(nb, folder / f"{case.name}.ipynb")
+        source_path = None
+        if stop_after is not None:
+            source_path = tmp / f"{aid}.ipynb"
+            nbs.write(source, source_path)
+        report = grade_batch(aid, folder, out=tmp / "results", work=tmp / "work", source=source_path)
+        _reports[key] = (report, source)
+        GRADING_TABLES.append(table(report) + (f"\n(graded up to cell {stop_after})" if stop_after else ""))
+    return _reports[key]
 
 
 def cell_totals(report, student, source):
@@ -82,7 +101,7 @@ def test_untouched_release_gets_zero(aid, tmp_path_factory):
 @pytest.mark.parametrize("aid,case", [(aid, c) for aid, cases in CASES.items() for c in cases],
                          ids=lambda v: getattr(v, "name", v))
 def test_fixture_scores_as_expected(aid, case, tmp_path_factory):
-    report, source = graded(aid, tmp_path_factory)
+    report, source = graded(aid, tmp_path_factory, case.stop_after)
     assert report.results[case.name].status == "graded"
     totals = cell_totals(report, case.name, source)
     for cell, (score, maximum) in totals.items():
@@ -95,9 +114,7 @@ def test_fixture_scores_as_expected(aid, case, tmp_path_factory):
 @pytest.mark.parametrize("aid", list(CASES))
 def test_feedback_never_shows_hidden_tests(aid, tmp_path_factory):
     report, source = graded(aid, tmp_path_factory)
-    hidden = {line.strip() for cell in source.cells
-              for line in nbs.region_lines(cell.source, nbs.BEGIN_HIDDEN, nbs.END_HIDDEN)
-              if len(line.strip()) >= 12}
+    _, hidden = nbs.secret_lines(source)
     assert hidden, "expected hidden tests in the source notebook"
     visible = {line.strip() for cell in source.cells if nbs.is_test(cell)
                for line in nbs.without_hidden_tests(cell.source).splitlines() if len(line.strip()) >= 12}

@@ -15,6 +15,9 @@ class Case:
     cell: str        # grade_id of the solution cell this submission answers differently
     code: str        # the whole cell as the student wrote it
     right: bool      # True: a correct answer written differently (full marks expected)
+    # Grade only the notebook up to and including this cell (a test cell id). For answers checked
+    # before a long training cell: the suite then grades the prefix, in seconds, not the whole run.
+    stop_after: str | None = None
 
 
 def mistake(reference: str, *edits: tuple[str, str]) -> str:
