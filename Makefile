@@ -17,7 +17,7 @@ SUBMISSIONS ?= autograder/submissions/$(ASSIGNMENT)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv release test test-fast grade lock tidy clean
+.PHONY: help venv release test test-fast grade bench lock tidy clean
 
 help: ## this menu
 	@echo "Course kit — targets (first run creates .venv: ~2 min)"
@@ -43,6 +43,9 @@ test-fast: venv ## the same without executing notebooks or grading (seconds)
 grade: venv ## grade a batch: make grade ASSIGNMENT=resnet_blocks [SUBMISSIONS=dir]  → autograder/results/<id>/
 	@test -n "$(ASSIGNMENT)" || (echo "usage: make grade ASSIGNMENT=<id> [SUBMISSIONS=<dir>]"; exit 2)
 	$(BIN)/coursekit grade $(ASSIGNMENT) $(SUBMISSIONS)
+
+bench: venv ## run reference notebooks, print measured figures (time, device, metrics): make bench [ASSIGNMENT=id]
+	$(BIN)/coursekit bench $(ASSIGNMENT)
 
 tidy: venv ## normalise source notebooks (clear outputs, sync generated setup cells)
 	$(BIN)/coursekit tidy

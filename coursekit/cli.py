@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("submissions", type=Path, help="folder of <student>.ipynb or <student>/<id>.ipynb")
     p.add_argument("--out", type=Path, help="results folder (default autograder/results/<id>)")
 
+    p = sub.add_parser("bench", help="run reference notebooks and print their measured figures")
+    p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
+
     args = parser.parse_args(argv)
     if args.command == "build":
         from .build import build
@@ -55,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         verb = "needs tidying" if args.check else "tidied"
         print("\n".join(f"{verb}: {p}" for p in untidy) or "source notebooks are tidy")
         return 1 if (args.check and untidy) else 0
+    elif args.command == "bench":
+        from .bench import main as bench
+        bench(args.assignments or None)
     elif args.command == "grade":
         from .grade import grade_batch, print_summary
         report = grade_batch(args.assignment, args.submissions, out=args.out)
