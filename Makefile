@@ -14,6 +14,7 @@ endif
 
 ASSIGNMENT ?=
 SUBMISSIONS ?= autograder/submissions/$(ASSIGNMENT)
+JOBS ?= $(shell nproc)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -40,9 +41,9 @@ test: venv ## everything CI runs: nbval on source/, freshness + integrity of rel
 test-fast: venv ## the same without executing notebooks or grading (seconds)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-grade: venv ## grade a batch: make grade ASSIGNMENT=resnet_blocks [SUBMISSIONS=dir]  → autograder/results/<id>/
-	@test -n "$(ASSIGNMENT)" || (echo "usage: make grade ASSIGNMENT=<id> [SUBMISSIONS=<dir>]"; exit 2)
-	$(BIN)/coursekit grade $(ASSIGNMENT) $(SUBMISSIONS)
+grade: venv ## grade a class: make grade ASSIGNMENT=id [SUBMISSIONS=zip|dir] [JOBS=n] → autograder/results/<id>/
+	@test -n "$(ASSIGNMENT)" || (echo "usage: make grade ASSIGNMENT=<id> [SUBMISSIONS=<zip|dir>] [JOBS=n]"; exit 2)
+	$(BIN)/coursekit grade $(ASSIGNMENT) $(SUBMISSIONS) --jobs $(JOBS)
 
 bench: venv ## run reference notebooks, print measured figures (time, device, metrics): make bench [ASSIGNMENT=id]
 	$(BIN)/coursekit bench $(ASSIGNMENT)

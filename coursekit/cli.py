@@ -25,8 +25,10 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("grade", help="autograde a folder of submissions with nbgrader")
     p.add_argument("assignment")
-    p.add_argument("submissions", type=Path, help="folder of <student>.ipynb or <student>/<id>.ipynb")
+    p.add_argument("submissions", type=Path,
+                   help="an LMS zip, or a folder of <student>.ipynb or <student>/<id>.ipynb")
     p.add_argument("--out", type=Path, help="results folder (default autograder/results/<id>)")
+    p.add_argument("--jobs", type=int, help="parallel workers (default: number of cores)")
 
     p = sub.add_parser("bench", help="run reference notebooks and print their measured figures")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         bench(args.assignments or None)
     elif args.command == "grade":
         from .grade import grade_batch, print_summary
-        report = grade_batch(args.assignment, args.submissions, out=args.out)
+        report = grade_batch(args.assignment, args.submissions, out=args.out, jobs=args.jobs)
         print_summary(report)
     return 0
 

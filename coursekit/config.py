@@ -18,7 +18,10 @@ class Assignment:
     id: str
     title: str
     colab_packages: tuple[str, ...]
-    cell_timeout: int
+    cell_timeout: int             # seconds per cell (building keys, grading)
+    notebook_timeout: int         # seconds for a whole submission when grading
+    memory_gb: float              # memory cap of a student's kernel
+    max_upload_mb: int            # larger submissions are refused as malformed
 
     def notebook(self, step: str, root: Path = REPO) -> Path:
         """Path of this assignment's notebook in `step` (source, release or solutions)."""
@@ -31,6 +34,7 @@ class Course:
     github_repo: str
     branch: str
     assignments: dict[str, Assignment]
+    submission_filename: str      # regexp mapping LMS file names to student ids (zip_collect)
 
     def colab_url(self, assignment_id: str) -> str:
         """Colab link that opens the student (release) notebook from GitHub."""
@@ -43,11 +47,17 @@ def load_course(path: Path = REPO / "course.toml") -> Course:
     data = tomllib.loads(path.read_text())
     assignments = {
         aid: Assignment(aid, spec["title"], tuple(spec.get("colab_packages", ())),
-                        int(spec.get("cell_timeout", 120)))
+                        int(spec.get("cell_timeout", 120)), int(spec.get("notebook_timeout", 900)),
+                        float(spec.get("memory_gb", 4)), int(spec.get("max_upload_mb", 50)))
         for aid, spec in data["assignments"].items()
     }
     course = data["course"]
-    return Course(course["id"], course["github_repo"], course.get("branch", "main"), assignments)
+    return Course(course["id"], course["github_repo"], course.get("branch", "main"), assignments,
+                  data.get("grading", {}).get("submission_filename", DEFAULT_SUBMISSION_FILENAME))
+
+
+# "<student>_<notebook>.ipynb", e.g. jdoe_resnet_blocks.ipynb
+DEFAULT_SUBMISSION_FILENAME = r"(?P<student_id>[A-Za-z0-9.\-]+)_(?P<file_id>.+\.ipynb)"
 
 
 @cache

@@ -1,36 +1,58 @@
-"""Grade a batch of submissions with nbgrader: autograde, feedback, grades CSV, per-cell scores.
+"""Grade a class with nbgrader: parallel, sandboxed, one gradebook, honest feedback.
 
-Each batch runs in its own nbgrader course dir (`autograder/work/<id>` by default): the
-assignment is generated there from source/ (so the gradebook holds the hidden tests), the
-submissions are copied in, and `nbgrader autograde`, `generate_feedback` and `export` run on it.
-Results land in `autograder/results/<id>/`: grades.csv (nbgrader's export), cell_scores.csv,
-and feedback/<student>.html (hidden tests removed by coursekit.nbgrader_ext.HideHiddenTests).
+Layout under `autograder/work/<id>/` (scratch, not committed):
+    course/     the master nbgrader course dir: gradebook.db with every graded student, autograded/,
+                feedback/; kept between runs, so a re-submission replaces that student's old grade
+    template/   a clean course dir (assignment generated from source/) copied for each submission
+    batch/<s>/  one working copy per submission: nbgrader autograde runs there, as the instructor,
+                and starts the student's kernel in the sandbox (coursekit.sandbox)
+Results go to `autograder/results/<id>/`: grades.csv (nbgrader export), status.csv (this batch:
+status and reason per student), cell_scores.csv and feedback/<student>.html.
+
+Statuses: graded; timed out (a cell hit the per-cell limit or the notebook its wall time);
+crashed (the kernel died, e.g. a segfault or the memory cap); malformed (not a readable notebook of
+this assignment: empty, invalid JSON, too large, another assignment's notebook).
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import queue
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import REPO
+import nbformat
+
+from . import REPO, sandbox
+from . import notebooks as nbs
 from .build import check_ok, nbgrader
-from .config import load_course
+from .config import Assignment, load_course
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+STATUSES = ("graded", "timed out", "crashed", "malformed")
+SANDBOX_UID = 61000           # the kernels run as uid SANDBOX_UID + worker slot
 
 
 @dataclass
 class StudentResult:
     student: str
-    status: str                       # graded | not graded
+    status: str                                             # one of STATUSES
     score: float = 0.0
     max_score: float = 0.0
     cells: dict[str, float] = field(default_factory=dict)   # autograded cell -> score
     manual: list[str] = field(default_factory=list)          # cells awaiting a human grade
     reason: str = ""
+    seconds: float = 0.0
+    recorded: bool = False        # the working copy's gradebook holds this submission
 
 
 @dataclass
@@ -40,8 +62,12 @@ class GradeReport:
     results: dict[str, StudentResult]
     cell_max: dict[str, float]        # autograded cells only
     skipped: dict[str, str]           # file name -> why it was not graded
+    isolation: str = ""
+    jobs: int = 1
+    seconds: float = 0.0
 
 
+# ---------------------------------------------------------------- intake
 def find_submissions(assignment_id: str, folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
     """{student: notebook} from `<folder>/<student>.ipynb` or `<folder>/<student>/<id>.ipynb`."""
     found, skipped = {}, {}
@@ -65,93 +91,334 @@ def find_submissions(assignment_id: str, folder: Path) -> tuple[dict[str, Path],
     return found, skipped
 
 
-def prepare_workspace(assignment_id: str, work: Path, source: Path | None = None) -> None:
-    """A fresh nbgrader course dir holding the assignment's source and its gradebook.
-    `source` replaces the assignment's source notebook (the grading suite grades prefixes)."""
-    if work.exists():
-        shutil.rmtree(work)
-    shutil.copytree(REPO / "source" / assignment_id, work / "source" / assignment_id)
-    if source is not None:
-        shutil.copy(source, work / "source" / assignment_id / f"{assignment_id}.ipynb")
-    shutil.copy(REPO / "nbgrader_config.py", work / "nbgrader_config.py")
-    check_ok(nbgrader("generate_assignment", assignment_id, "--force", cwd=work),
+def collect_zip(assignment_id: str, archive: Path, course: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """An LMS export: nbgrader zip_collect maps file names to student ids (course.toml's
+    `submission_filename` regexp); files it cannot map are reported as skipped."""
+    pattern = load_course().submission_filename
+    downloaded = course / "downloaded" / assignment_id
+    shutil.rmtree(downloaded, ignore_errors=True)
+    shutil.rmtree(course / "submitted", ignore_errors=True)
+    (downloaded / "archive").mkdir(parents=True)
+    shutil.copy(archive, downloaded / "archive" / archive.name)
+    check_ok(nbgrader("zip_collect", assignment_id, "--force",
+                      f"--FileNameCollectorPlugin.named_regexp={pattern}", cwd=course),
+             "nbgrader zip_collect")
+    found = {p.parent.parent.name: p
+             for p in (course / "submitted").glob(f"*/{assignment_id}/{assignment_id}.ipynb")}
+    names = re.compile(pattern)
+    skipped = {}
+    for path in sorted((downloaded / "extracted").rglob("*")):
+        if path.is_file():
+            m = names.match(path.name)
+            if not m or m.group("student_id") not in found:
+                skipped[path.name] = ("file name does not match submission_filename"
+                                      if not m else "not collected by nbgrader zip_collect")
+    return found, skipped
+
+
+def precheck(path: Path, source: nbformat.NotebookNode, max_bytes: int) -> str | None:
+    """Why a file cannot be graded at all (malformed), or None."""
+    size = path.stat().st_size
+    if size == 0:
+        return "empty file"
+    if size > max_bytes:
+        return f"file too large ({size / 2**20:.0f} MB > {max_bytes / 2**20:.0f} MB)"
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except Exception as err:                     # any parse or schema error: report, don't crash
+        return f"not a valid notebook ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+    wanted = {nbs.grade_id(c) for c in source.cells if nbs.is_solution(c)}
+    present = {nbs.grade_id(c) for c in nb.cells if nbs.grade_id(c)}
+    if not wanted & present:
+        return "not a notebook of this assignment (none of its answer cells is there)"
+    return None
+
+
+# ---------------------------------------------------------------- workspaces
+def course_dir(folder: Path, assignment_id: str) -> Path:
+    """Create or refresh an nbgrader course dir holding this assignment (gradebook kept)."""
+    (folder / "source").mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder / "source" / assignment_id, ignore_errors=True)
+    shutil.copytree(REPO / "source" / assignment_id, folder / "source" / assignment_id)
+    shutil.copy(REPO / "nbgrader_config.py", folder / "nbgrader_config.py")
+    check_ok(nbgrader("generate_assignment", assignment_id, "--force", cwd=folder),
              "nbgrader generate_assignment")
+    return folder
 
 
-def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
-                work: Path | None = None, source: Path | None = None) -> GradeReport:
-    """Autograde every submission in `submissions`; write grades, cell scores and feedback."""
-    assignment = load_course().assignments[assignment_id]
-    out = out or REPO / "autograder" / "results" / assignment_id
-    work = work or REPO / "autograder" / "work" / assignment_id
-    prepare_workspace(assignment_id, work, source)
+@dataclass
+class Batch:
+    assignment: Assignment
+    template: Path
+    root: Path
+    source: nbformat.NotebookNode
+    namespaces: bool
+    drop_uid: bool
+    threads: int
+    slots: queue.Queue
 
-    found, skipped = find_submissions(assignment_id, submissions)
-    for student, notebook in found.items():
-        target = work / "submitted" / student / assignment_id / f"{assignment_id}.ipynb"
+
+def grade_one(batch: Batch, student: str, notebook: Path) -> tuple[StudentResult, Path | None]:
+    """Autograde one submission in its own working copy; returns the result and that copy."""
+    a = batch.assignment
+    start = time.monotonic()
+    reason = precheck(notebook, batch.source, a.max_upload_mb * 2**20)
+    if reason:
+        return StudentResult(student, "malformed", reason=reason), None
+    slot = batch.slots.get()
+    try:
+        work = batch.root / student
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(batch.template, work, ignore=shutil.ignore_patterns("release", ".nbgrader.log"))
+        target = work / "submitted" / student / a.id / f"{a.id}.ipynb"
         target.parent.mkdir(parents=True)
         shutil.copy(notebook, target)
+        runtime = work / "runtime"
+        runtime.mkdir()
+        group = sandbox.memory_cgroup(f"{os.getpid()}-{slot}", int(a.memory_gb * 2**30))
+        config = {"namespaces": batch.namespaces, "threads": batch.threads,
+                  "uid": SANDBOX_UID + slot if batch.drop_uid else None,
+                  "cgroup": group, "max_processes": 512,
+                  "max_file_bytes": 256 * 2**20, "runtime_dir": str(runtime),
+                  # the course repo, the other submissions and your home stay out of sight
+                  "hide": [str(REPO), str(batch.root), str(Path.home())],
+                  "keep": [sys.prefix, sys.base_prefix, os.environ.get("COURSE_DATA_DIR", "")]}
+        jupyter = sandbox.kernelspec(work / "jupyter", config, batch.namespaces)
+        env = {**os.environ, "JUPYTER_PATH": str(jupyter), "JUPYTER_RUNTIME_DIR": str(runtime),
+               **{var: str(batch.threads) for var in sandbox.THREAD_VARS}}
+        bindir = Path(sys.executable).parent
+        env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+        cmd = [str(bindir / "nbgrader"), "autograde", a.id, "--student", student, "--force",
+               f"--Execute.timeout={a.cell_timeout}", f"--Execute.kernel_name={sandbox.KERNEL_NAME}",
+               # unix sockets at an absolute path: they work across the network namespace
+               "--KernelManager.transport=ipc", f"--KernelManager.ip={runtime / 'kernel-ipc'}"]
+        proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            log, _ = proc.communicate(timeout=a.notebook_timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)      # nbgrader, unshare and so the whole sandbox
+            log, _ = proc.communicate()
+            timed_out = True
+        if group:
+            sandbox.release_cgroup(group)
+        (work / "autograde.log").write_text(log or "")
+        result = read_result(work, a.id, student, log or "", timed_out, a)
+        result.seconds = round(time.monotonic() - start, 1)
+        return result, work
+    finally:
+        batch.slots.put(slot)
 
-    # autograde exits non-zero when any submission fails; per-student status comes from the gradebook.
-    nbgrader("autograde", assignment_id, "--force", f"--Execute.timeout={assignment.cell_timeout}",
-             cwd=work)
-    nbgrader("generate_feedback", assignment_id, "--force", cwd=work)
 
+def read_result(work: Path, aid: str, student: str, log: str, timed_out: bool,
+                a: Assignment) -> StudentResult:
+    """Status and points of one working copy, from its gradebook and autograded notebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    if timed_out:
+        return StudentResult(student, "timed out",
+                             reason=f"notebook ran past its {a.notebook_timeout} s limit")
+    with Gradebook(f"sqlite:///{work / 'gradebook.db'}") as gb:
+        try:
+            submission = gb.find_submission(aid, student)
+        except MissingEntry:
+            return StudentResult(student, "crashed", reason=last_error(log))
+        executed = work / "autograded" / student / aid / f"{aid}.ipynb"
+        if not executed.exists():                   # nbgrader gave up on it
+            return StudentResult(student, "crashed", reason=last_error(log))
+        result = StudentResult(student, "graded", recorded=True)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                if grade.auto_score is None:           # written answers: graded by a person
+                    result.manual.append(grade.name)
+                    continue
+                result.cells[grade.name] = float(grade.score or 0)
+        result.score = sum(result.cells.values())
+    errors = [o for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"
+              for o in c.outputs if o.get("output_type") == "error"]
+    names = {o.get("ename") for o in errors}
+    if "CellTimeoutError" in names or "Timeout" in log and "CellTimeoutError" in log:
+        result.status, result.reason = "timed out", f"a cell ran past {a.cell_timeout} s"
+    elif "DeadKernelError" in names or "DeadKernelError" in log or "kernel died" in log.lower():
+        result.status, result.reason = "crashed", "the kernel died (crash or memory cap)"
+    return result
+
+
+def last_error(log: str) -> str:
+    lines = [l for l in log.splitlines() if "Error" in l or "error" in l]
+    return (lines[-1].strip()[:200] if lines else "nbgrader autograde failed")
+
+
+def merge(course: Path, work: Path, aid: str, student: str) -> None:
+    """Copy one working copy's autograde results into the master gradebook (replacing any
+    earlier submission of that student) and its autograded notebook into the master course."""
+    import warnings
+
+    from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy.exc import SAWarning
+
+    warnings.filterwarnings("ignore", category=SAWarning)   # nbgrader's own add_submission warns
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as master, \
+            Gradebook(f"sqlite:///{work / 'gradebook.db'}") as worker:
+        master.update_or_create_student(student)
+        try:
+            master.remove_submission(aid, student)
+        except MissingEntry:
+            pass
+        theirs = worker.find_submission(aid, student)
+        ours = master.add_submission(aid, student, timestamp=theirs.timestamp)
+        for nb in theirs.notebooks:
+            for g in nb.grades:
+                grade = master.find_grade(g.name, nb.name, aid, student)
+                grade.auto_score, grade.needs_manual_grade = g.auto_score, g.needs_manual_grade
+            for c in nb.comments:
+                comment = master.find_comment(c.name, nb.name, aid, student)
+                comment.auto_comment = c.auto_comment
+        master.db.commit()
+        del ours
+    dest = course / "autograded" / student / aid
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(work / "autograded" / student / aid, dest)
+
+
+def forget(course: Path, aid: str, student: str) -> None:
+    """A new submission that could not be graded replaces the old grade with none."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        gb.update_or_create_student(student)
+        try:
+            gb.remove_submission(aid, student)
+        except MissingEntry:
+            pass
+    shutil.rmtree(course / "autograded" / student / aid, ignore_errors=True)
+    shutil.rmtree(course / "feedback" / student / aid, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- the batch
+def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
+                work: Path | None = None, source: Path | None = None,
+                jobs: int | None = None) -> GradeReport:
+    """Autograde every submission (a folder or an LMS zip); write grades, statuses, feedback."""
+    started = time.monotonic()
+    a = load_course().assignments[assignment_id]
+    out = out or REPO / "autograder" / "results" / assignment_id
+    work = work or REPO / "autograder" / "work" / assignment_id
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    course = course_dir(work / "course", assignment_id)
+    template = work / "template"
+    shutil.rmtree(template, ignore_errors=True)
+    course_dir(template, assignment_id)
+    if source is not None:           # the grading suite grades a prefix of the notebook
+        for folder in (course, template):
+            shutil.copy(source, folder / "source" / assignment_id / f"{assignment_id}.ipynb")
+            check_ok(nbgrader("generate_assignment", assignment_id, "--force", cwd=folder),
+                     "nbgrader generate_assignment")
+
+    if zipfile.is_zipfile(submissions):
+        found, skipped = collect_zip(assignment_id, submissions, course)
+    else:
+        found, skipped = find_submissions(assignment_id, submissions)
+
+    caps = sandbox.capabilities()
+    slots: queue.Queue = queue.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    batch_root = work / "batch"
+    shutil.rmtree(batch_root, ignore_errors=True)
+    batch_root.mkdir(parents=True)
+    batch = Batch(a, template, batch_root, nbs.read(template / "source" / a.id / f"{a.id}.ipynb"),
+                  caps["namespaces"], caps["drop_uid"],
+                  threads=max(1, (os.cpu_count() or 1) // jobs), slots=slots)
+
+    results: dict[str, StudentResult] = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(grade_one, batch, student, nb): student for student, nb in found.items()}
+        for future in as_completed(futures):
+            student = futures[future]
+            try:
+                result, copy = future.result()
+            except Exception as err:                 # one broken submission never stops a batch
+                result, copy = StudentResult(student, "crashed", reason=f"grader error: {err}"), None
+            if copy is not None and result.recorded:
+                merge(course, copy, a.id, student)
+            else:
+                forget(course, a.id, student)
+            results[student] = result
+
+    cell_max = autograded_points(course, a.id)
+    for r in results.values():
+        r.max_score = sum(cell_max.values())
+    nbgrader("generate_feedback", a.id, "--force", cwd=course)
     if out.exists():
         shutil.rmtree(out)
     (out / "feedback").mkdir(parents=True)
     check_ok(nbgrader("export", "--to", str((out / "grades.csv").resolve()),
-                      "--assignment", assignment_id, cwd=work), "nbgrader export")
-    results, cell_max = read_gradebook(assignment_id, work, list(found))
-    for student in found:
-        html = work / "feedback" / student / assignment_id / f"{assignment_id}.html"
+                      "--assignment", a.id, cwd=course), "nbgrader export")
+    for student in results:
+        html = course / "feedback" / student / a.id / f"{a.id}.html"
         if html.exists():
             shutil.copy(html, out / "feedback" / f"{student}.html")
-    write_cell_scores(out / "cell_scores.csv", results, cell_max)
-    return GradeReport(assignment_id, out, results, cell_max, skipped)
+    isolation = describe_isolation(caps, a)
+    report = GradeReport(a.id, out, dict(sorted(results.items())), cell_max, skipped,
+                         isolation, jobs, round(time.monotonic() - started, 1))
+    write_tables(report)
+    return report
 
 
-def read_gradebook(assignment_id: str, work: Path, students: list[str]):
-    from nbgrader.api import Gradebook, MissingEntry
+def autograded_points(course: Path, aid: str) -> dict[str, float]:
+    """{test cell: points} for the assignment's autograded cells, from the master gradebook."""
+    from nbgrader.api import Gradebook
 
-    results, cell_max = {}, {}
-    with Gradebook(f"sqlite:///{work / 'gradebook.db'}") as gb:
-        for student in students:
-            try:
-                submission = gb.find_submission(assignment_id, student)
-            except MissingEntry:
-                results[student] = StudentResult(student, "not graded", reason="autograde failed")
-                continue
-            result = StudentResult(student, "graded")
-            for notebook in submission.notebooks:
-                for grade in notebook.grades:
-                    if grade.auto_score is None:      # written answers: graded by a person
-                        result.manual.append(grade.name)
-                        continue
-                    result.cells[grade.name] = float(grade.score or 0)
-                    cell_max[grade.name] = float(grade.max_score)
-            result.score, result.max_score = sum(result.cells.values()), sum(cell_max.values())
-            results[student] = result
-    return results, cell_max
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assignment = gb.find_assignment(aid)
+        return {cell.name: float(cell.max_score) for nb in assignment.notebooks
+                for cell in nb.grade_cells if cell.cell_type == "code"}
 
 
-def write_cell_scores(path: Path, results: dict[str, StudentResult], cell_max: dict[str, float]):
-    with path.open("w", newline="") as f:
+def describe_isolation(caps: dict, a: Assignment) -> str:
+    parts = [f"per cell {a.cell_timeout} s, per notebook {a.notebook_timeout} s",
+             f"memory cap {a.memory_gb:g} GiB (cgroup)" if caps["cgroup"] else
+             "NO memory cap: memory cgroups are not writable on this machine"]
+    if caps["namespaces"]:
+        parts.append("no network (own network namespace), own PID and mount namespace "
+                     "(course files hidden)")
+    else:
+        parts.append("NO network isolation and course files NOT hidden: `unshare` is not "
+                     "permitted on this machine (run as root for full isolation)")
+    parts.append("kernel as an unprivileged uid" if caps["drop_uid"] else "kernel as your own user")
+    return "; ".join(parts)
+
+
+def write_tables(report: GradeReport) -> None:
+    with (report.out / "status.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["student", "status", "score", "max_score", *cell_max])
-        for r in results.values():
-            writer.writerow([r.student, r.status, r.score, r.max_score,
-                             *(r.cells.get(cell, "") for cell in cell_max)])
+        writer.writerow(["student", "status", "score", "max_score", "seconds", "reason"])
+        for r in report.results.values():
+            writer.writerow([r.student, r.status, r.score, r.max_score, r.seconds, r.reason])
+        for name, why in report.skipped.items():
+            writer.writerow([name, "skipped", "", "", "", why])
+    with (report.out / "cell_scores.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student", "status", *report.cell_max])
+        for r in report.results.values():
+            writer.writerow([r.student, r.status, *(r.cells.get(c, "") for c in report.cell_max)])
 
 
 def print_summary(report: GradeReport) -> None:
-    cells = list(report.cell_max)
     width = max([7, *(len(s) for s in report.results)])
-    print(f"{report.assignment}: {len(report.results)} submissions graded into {report.out}")
+    print(f"{report.assignment}: {len(report.results)} submissions, {report.jobs} workers, "
+          f"{report.seconds:g} s -> {report.out}")
     print(f"{'student':<{width}}  {'score':>11}  status")
     for r in report.results.values():
         manual = f" (+ manual: {', '.join(r.manual)})" if r.manual else ""
-        print(f"{r.student:<{width}}  {r.score:>5g}/{r.max_score:<5g}  {r.status} {r.reason}{manual}".rstrip())
+        reason = f": {r.reason}" if r.reason else ""
+        print(f"{r.student:<{width}}  {r.score:>5g}/{r.max_score:<5g}  {r.status}{reason}{manual}")
     for name, why in report.skipped.items():
         print(f"skipped {name}: {why}")
-    print(f"cells: {', '.join(f'{c} ({report.cell_max[c]:g})' for c in cells)}")
+    counts = {s: sum(r.status == s for r in report.results.values()) for s in STATUSES}
+    print("statuses: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+          + f", {len(report.skipped)} skipped")
+    print(f"limits: {report.isolation}")
