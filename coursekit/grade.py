@@ -16,7 +16,10 @@ this assignment: empty, invalid JSON, too large, another assignment's notebook).
 
 from __future__ import annotations
 
+import ast
+import copy
 import csv
+import dataclasses
 import os
 import queue
 import re
@@ -116,23 +119,95 @@ def collect_zip(assignment_id: str, archive: Path, course: Path) -> tuple[dict[s
     return found, skipped
 
 
-def precheck(path: Path, source: nbformat.NotebookNode, max_bytes: int) -> str | None:
-    """Why a file cannot be graded at all (malformed), or None."""
+def precheck(path: Path, max_bytes: int) -> tuple[nbformat.NotebookNode | None, str]:
+    """(notebook, "") or (None, why it cannot be graded at all: malformed)."""
     size = path.stat().st_size
     if size == 0:
-        return "empty file"
+        return None, "empty file"
     if size > max_bytes:
-        return f"file too large ({size / 2**20:.0f} MB > {max_bytes / 2**20:.0f} MB)"
+        return None, f"file too large ({size / 2**20:.0f} MB > {max_bytes / 2**20:.0f} MB)"
     try:
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
     except Exception as err:                     # any parse or schema error: report, don't crash
-        return f"not a valid notebook ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
-    wanted = {nbs.grade_id(c) for c in source.cells if nbs.is_solution(c)}
-    present = {nbs.grade_id(c) for c in nb.cells if nbs.grade_id(c)}
-    if not wanted & present:
-        return "not a notebook of this assignment (none of its answer cells is there)"
-    return None
+        return None, f"not a valid notebook ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+    return nb, ""
+
+
+def repair(nb: nbformat.NotebookNode, release: nbformat.NotebookNode) -> list[str]:
+    """Mend what nbgrader cannot grade around, using the release's stable cell ids:
+    cleared nbgrader metadata, duplicated graded cells, deleted test or read-only cells.
+    Returns what was repaired (shown in the status reason)."""
+    notes = []
+    released = nbs.cells_by_grade_id(release)
+    restored = 0
+    for cell in nb.cells:
+        twin = released.get(cell.get("id"))
+        if not nbs.grade_id(cell) and twin is not None and twin.cell_type == cell.cell_type:
+            cell.metadata["nbgrader"] = copy.deepcopy(twin.metadata["nbgrader"])
+            restored += 1
+    if restored:
+        notes.append(f"nbgrader metadata of {restored} cells restored from their ids")
+    seen = set()
+    for cell in nb.cells:
+        gid = nbs.grade_id(cell)
+        if gid in seen:
+            cell.metadata.pop("nbgrader")
+            notes.append(f"a copy of {gid} kept as a plain cell")
+        elif gid:
+            seen.add(gid)
+    for index, cell in enumerate(release.cells):
+        gid = nbs.grade_id(cell)
+        if gid and gid not in seen and nbs.nbgrader(cell).get("locked"):
+            before = {nbs.grade_id(c) for c in release.cells[:index]}
+            at = max([i + 1 for i, c in enumerate(nb.cells) if nbs.grade_id(c) in before], default=0)
+            restored_cell = copy.deepcopy(cell)
+            if restored_cell.id in {c.get("id") for c in nb.cells}:
+                restored_cell.id = f"{gid}-restored"
+            nb.cells.insert(at, restored_cell)
+            seen.add(gid)
+            notes.append(f"deleted cell {gid} restored")
+    return notes
+
+
+TAMPER_TARGETS = {"torch", "np", "numpy", "nn", "F", "torchvision", "builtins", "sklearn", "math"}
+
+
+def tampering(nb: nbformat.NotebookNode, source: nbformat.NotebookNode) -> list[str]:
+    """Student code that patches libraries or redefines names the test cells define: such a
+    submission is graded as usual and flagged for a human to look at."""
+    test_names = set()
+    for cell in source.cells:
+        if nbs.is_test(cell):
+            try:
+                tree = ast.parse(nbs.without_hidden_tests(cell.source))
+            except SyntaxError:
+                continue
+            test_names |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not nbs.is_solution(cell):
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            targets = node.targets if isinstance(node, ast.Assign) else (
+                [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
+            for t in targets:
+                base = t
+                while isinstance(base, ast.Attribute):
+                    base = base.value
+                if isinstance(t, ast.Attribute) and isinstance(base, ast.Name) and base.id in TAMPER_TARGETS:
+                    found.append(f"assigns {ast.unparse(t)}")
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in ("setattr", "delattr") and node.args
+                    and isinstance(node.args[0], ast.Name) and node.args[0].id in TAMPER_TARGETS):
+                found.append(f"calls {node.func.id} on {node.args[0].id}")
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in test_names:
+                found.append(f"redefines {node.name}, which the checks use")
+    return sorted(set(found))
 
 
 # ---------------------------------------------------------------- workspaces
@@ -153,6 +228,7 @@ class Batch:
     template: Path
     root: Path
     source: nbformat.NotebookNode
+    release: nbformat.NotebookNode
     namespaces: bool
     drop_uid: bool
     threads: int
@@ -163,9 +239,14 @@ def grade_one(batch: Batch, student: str, notebook: Path) -> tuple[StudentResult
     """Autograde one submission in its own working copy; returns the result and that copy."""
     a = batch.assignment
     start = time.monotonic()
-    reason = precheck(notebook, batch.source, a.max_upload_mb * 2**20)
-    if reason:
+    nb, reason = precheck(notebook, a.max_upload_mb * 2**20)
+    if nb is None:
         return StudentResult(student, "malformed", reason=reason), None
+    notes = repair(nb, batch.release)
+    if not {nbs.grade_id(c) for c in nb.cells} & set(nbs.reference_answers(batch.source)):
+        return StudentResult(student, "malformed",
+                             reason="not a notebook of this assignment (none of its answer cells)"), None
+    flags = tampering(nb, batch.source)
     slot = batch.slots.get()
     try:
         work = batch.root / student
@@ -173,7 +254,7 @@ def grade_one(batch: Batch, student: str, notebook: Path) -> tuple[StudentResult
         shutil.copytree(batch.template, work, ignore=shutil.ignore_patterns("release", ".nbgrader.log"))
         target = work / "submitted" / student / a.id / f"{a.id}.ipynb"
         target.parent.mkdir(parents=True)
-        shutil.copy(notebook, target)
+        nbs.write(nb, target)
         runtime = work / "runtime"
         runtime.mkdir()
         group = sandbox.memory_cgroup(f"{os.getpid()}-{slot}", int(a.memory_gb * 2**30))
@@ -207,6 +288,9 @@ def grade_one(batch: Batch, student: str, notebook: Path) -> tuple[StudentResult
         (work / "autograde.log").write_text(log or "")
         result = read_result(work, a.id, student, log or "", timed_out, a)
         result.seconds = round(time.monotonic() - start, 1)
+        extra = ([f"repaired: {'; '.join(notes)}"] if notes else []) + (
+            [f"flagged for review: {'; '.join(flags)}"] if flags else [])
+        result.reason = "; ".join([r for r in [result.reason, *extra] if r])
         return result, work
     finally:
         batch.slots.put(slot)
@@ -300,10 +384,11 @@ def forget(course: Path, aid: str, student: str) -> None:
 # ---------------------------------------------------------------- the batch
 def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
                 work: Path | None = None, source: Path | None = None,
-                jobs: int | None = None) -> GradeReport:
-    """Autograde every submission (a folder or an LMS zip); write grades, statuses, feedback."""
+                jobs: int | None = None, limits: dict | None = None) -> GradeReport:
+    """Autograde every submission (a folder or an LMS zip); write grades, statuses, feedback.
+    `limits` overrides the assignment's course.toml limits (cell_timeout, memory_gb, ...)."""
     started = time.monotonic()
-    a = load_course().assignments[assignment_id]
+    a = dataclasses.replace(load_course().assignments[assignment_id], **(limits or {}))
     out = out or REPO / "autograder" / "results" / assignment_id
     work = work or REPO / "autograder" / "work" / assignment_id
     jobs = max(1, jobs or os.cpu_count() or 1)
@@ -330,6 +415,7 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
     shutil.rmtree(batch_root, ignore_errors=True)
     batch_root.mkdir(parents=True)
     batch = Batch(a, template, batch_root, nbs.read(template / "source" / a.id / f"{a.id}.ipynb"),
+                  nbs.read(template / "release" / a.id / f"{a.id}.ipynb"),
                   caps["namespaces"], caps["drop_uid"],
                   threads=max(1, (os.cpu_count() or 1) // jobs), slots=slots)
 

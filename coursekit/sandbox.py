@@ -8,8 +8,9 @@ nbgrader runs (trusted, as the instructor) and starts the kernel through the ker
 so the kernel gets, where the machine allows it (root, or CAP_SYS_ADMIN):
 - a network namespace of its own (no network at all),
 - a PID namespace (when the kernel ends, every process it started ends with it),
-- a mount namespace in which the course repo and the other submissions are hidden under empty
-  read-only tmpfs mounts (only the Python environment, the data and its own folder stay visible),
+- a mount namespace in which the course repo, the other submissions and the instructor's home are
+  hidden under empty read-only tmpfs mounts (only the Python environment, the data and its own
+  folder stay visible) and /tmp, /var/tmp and /dev/shm are private,
 - an unprivileged uid of its own (it cannot undo the mounts, read the gradebook or write outside
   its folder), a memory cgroup (the OOM killer ends a kernel past its cap), resource limits
   (processes, file size, no core dumps) and bounded math-library threads.
@@ -30,6 +31,7 @@ from pathlib import Path
 
 KERNEL_NAME = "coursekit-sandbox"
 UNSHARE = ["unshare", "--net", "--pid", "--fork", "--mount", "--mount-proc", "--kill-child"]
+PRIVATE = ("/tmp", "/var/tmp", "/dev/shm")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -113,9 +115,10 @@ def _mount(*args: str) -> None:
 
 
 def hide(hidden: list[str], keep: list[str]) -> None:
-    """Cover each `hidden` folder with an empty read-only tmpfs, re-exposing the `keep` paths."""
+    """Cover each `hidden` folder with an empty read-only tmpfs and each PRIVATE one with an empty
+    writable tmpfs (this mount namespace only), then re-expose the `keep` paths at their places."""
     _mount("--make-rprivate", "/")
-    stash = Path("/mnt")            # a private tmpfs over /mnt (this namespace only) holds the keeps
+    stash = Path("/mnt")            # a private tmpfs over /mnt holds the keeps meanwhile
     _mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(stash))
     kept = []
     for i, path in enumerate(p for p in keep if p and Path(p).exists()):
@@ -123,15 +126,17 @@ def hide(hidden: list[str], keep: list[str]) -> None:
         holder.mkdir()
         _mount("--rbind", path, str(holder))
         kept.append((path, holder))
-    covered = [p for p in hidden if Path(p).exists()
-               and not any(Path(p).is_relative_to(q) and p != q for q in hidden)]
-    for path in covered:
-        _mount("-t", "tmpfs", "-o", "size=1m,mode=755", "tmpfs", path)
+    tops = [(p, True) for p in hidden] + [(p, False) for p in PRIVATE]
+    covered = [(p, ro) for p, ro in tops if Path(p).is_dir() and not any(
+        Path(p).is_relative_to(q) and p != q for q, _ in tops)]
+    for path, ro in covered:
+        _mount("-t", "tmpfs", "-o", "size=1m,mode=755" if ro else "size=512m,mode=1777", "tmpfs", path)
     for path, holder in kept:
         Path(path).mkdir(parents=True, exist_ok=True)       # inside the fresh tmpfs
         _mount("--move", str(holder), path)
-    for path in covered:
-        _mount("-o", "remount,ro,bind", path)
+    for path, ro in covered:
+        if ro:
+            _mount("-o", "remount,ro,bind", path)
 
 
 def limit(config: dict) -> None:
@@ -148,18 +153,18 @@ def main(argv: list[str]) -> None:
     config = json.loads(Path(config_path).read_text())
     here = os.getcwd()                  # the kernel's folder: autograded/<student>/<assignment>
     uid = config.get("uid")
+    if "-f" in command:   # the manager's connection file (mode 600, maybe in /tmp): the kernel's own copy
+        i = command.index("-f") + 1
+        own = Path(config["runtime_dir"]) / f"kernel-{os.getpid()}-connection.json"
+        shutil.copy(command[i], own)
+        command[i] = str(own)
+        if uid is not None:
+            os.chown(own, uid, uid)
     if config.get("namespaces"):
-        keep = [*config["keep"], here, config["runtime_dir"]]
-        hide(config["hide"], keep)
+        hide(config["hide"], [*config["keep"], here, config["runtime_dir"]])
     if uid is not None:
         for path in (here, config["runtime_dir"]):
             os.chown(path, uid, uid)
-        if "-f" in command:     # the manager's connection file is mode 600: give the kernel a copy
-            i = command.index("-f") + 1
-            own = Path(config["runtime_dir"]) / f"kernel-{os.getpid()}-connection.json"
-            shutil.copy(command[i], own)
-            os.chown(own, uid, uid)
-            command[i] = str(own)
     env = {**os.environ, "HOME": here, "MPLCONFIGDIR": os.path.join(here, ".mpl"),
            **{var: str(config["threads"]) for var in THREAD_VARS}}
     limit(config)
