@@ -18,7 +18,7 @@ JOBS ?= $(shell nproc)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv release test test-fast grade bench lock tidy clean
+.PHONY: help venv release test test-fast grade bench bench-grading lock tidy clean
 
 help: ## this menu
 	@echo "Course kit — targets (first run creates .venv: ~2 min)"
@@ -47,6 +47,9 @@ grade: venv ## grade a class: make grade ASSIGNMENT=id [SUBMISSIONS=zip|dir] [JO
 
 bench: venv ## run reference notebooks, print measured figures (time, device, metrics): make bench [ASSIGNMENT=id]
 	$(BIN)/coursekit bench $(ASSIGNMENT)
+
+bench-grading: venv ## grading throughput: 40 reference copies + hostile corpus, JOBS=1 vs 2  [~20 min]
+	$(BIN)/python -m tests.bench_grading 1 2
 
 tidy: venv ## normalise source notebooks (clear outputs, sync generated setup cells)
 	$(BIN)/coursekit tidy

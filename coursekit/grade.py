@@ -27,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -233,6 +234,7 @@ class Batch:
     drop_uid: bool
     threads: int
     slots: queue.Queue
+    gpus: int = 0
 
 
 def grade_one(batch: Batch, student: str, notebook: Path) -> tuple[StudentResult, Path | None]:
@@ -255,25 +257,27 @@ def grade_one(batch: Batch, student: str, notebook: Path) -> tuple[StudentResult
         target = work / "submitted" / student / a.id / f"{a.id}.ipynb"
         target.parent.mkdir(parents=True)
         nbs.write(nb, target)
-        runtime = work / "runtime"
-        runtime.mkdir()
+        # connection file and kernel sockets: a short path (unix sockets allow ~100 characters)
+        runtime = Path(tempfile.mkdtemp(prefix="ck-"))
         group = sandbox.memory_cgroup(f"{os.getpid()}-{slot}", int(a.memory_gb * 2**30))
         config = {"namespaces": batch.namespaces, "threads": batch.threads,
                   "uid": SANDBOX_UID + slot if batch.drop_uid else None,
                   "cgroup": group, "max_processes": 512,
                   "max_file_bytes": 256 * 2**20, "runtime_dir": str(runtime),
                   # the course repo, the other submissions and your home stay out of sight
-                  "hide": [str(REPO), str(batch.root), str(Path.home())],
+                  "hide": [str(REPO), str(batch.root.parent), str(Path.home())],
                   "keep": [sys.prefix, sys.base_prefix, os.environ.get("COURSE_DATA_DIR", "")]}
         jupyter = sandbox.kernelspec(work / "jupyter", config, batch.namespaces)
         env = {**os.environ, "JUPYTER_PATH": str(jupyter), "JUPYTER_RUNTIME_DIR": str(runtime),
                **{var: str(batch.threads) for var in sandbox.THREAD_VARS}}
+        if batch.gpus > 1:            # several GPUs: one per worker; one GPU: the workers share it
+            env["CUDA_VISIBLE_DEVICES"] = str(slot % batch.gpus)
         bindir = Path(sys.executable).parent
         env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
         cmd = [str(bindir / "nbgrader"), "autograde", a.id, "--student", student, "--force",
                f"--Execute.timeout={a.cell_timeout}", f"--Execute.kernel_name={sandbox.KERNEL_NAME}",
                # unix sockets at an absolute path: they work across the network namespace
-               "--KernelManager.transport=ipc", f"--KernelManager.ip={runtime / 'kernel-ipc'}"]
+               "--KernelManager.transport=ipc", f"--KernelManager.ip={runtime / 'k'}"]
         proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:
@@ -285,6 +289,7 @@ def grade_one(batch: Batch, student: str, notebook: Path) -> tuple[StudentResult
             timed_out = True
         if group:
             sandbox.release_cgroup(group)
+        shutil.rmtree(runtime, ignore_errors=True)
         (work / "autograde.log").write_text(log or "")
         result = read_result(work, a.id, student, log or "", timed_out, a)
         result.seconds = round(time.monotonic() - start, 1)
@@ -308,10 +313,12 @@ def read_result(work: Path, aid: str, student: str, log: str, timed_out: bool,
         try:
             submission = gb.find_submission(aid, student)
         except MissingEntry:
-            return StudentResult(student, "crashed", reason=last_error(log))
+            status, reason = failure(log, a)
+            return StudentResult(student, status, reason=reason)
         executed = work / "autograded" / student / aid / f"{aid}.ipynb"
         if not executed.exists():                   # nbgrader gave up on it
-            return StudentResult(student, "crashed", reason=last_error(log))
+            status, reason = failure(log, a)
+            return StudentResult(student, status, reason=reason)
         result = StudentResult(student, "graded", recorded=True)
         for notebook in submission.notebooks:
             for grade in notebook.grades:
@@ -330,9 +337,14 @@ def read_result(work: Path, aid: str, student: str, log: str, timed_out: bool,
     return result
 
 
-def last_error(log: str) -> str:
-    lines = [l for l in log.splitlines() if "Error" in l or "error" in l]
-    return (lines[-1].strip()[:200] if lines else "nbgrader autograde failed")
+def failure(log: str, a: Assignment) -> tuple[str, str]:
+    """Status of a submission nbgrader could not grade, read from its log."""
+    if "CellTimeoutError" in log or "timed out" in log:
+        return "timed out", f"a cell ran past {a.cell_timeout} s and could not be interrupted"
+    if "DeadKernelError" in log or "Kernel died" in log:
+        return "crashed", "the kernel died (crash, exit or memory cap)"
+    lines = [line.strip() for line in log.splitlines() if "Error" in line and "|" not in line]
+    return "crashed", (lines[-1][:200] if lines else "nbgrader autograde failed")
 
 
 def merge(course: Path, work: Path, aid: str, student: str) -> None:
@@ -417,7 +429,7 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
     batch = Batch(a, template, batch_root, nbs.read(template / "source" / a.id / f"{a.id}.ipynb"),
                   nbs.read(template / "release" / a.id / f"{a.id}.ipynb"),
                   caps["namespaces"], caps["drop_uid"],
-                  threads=max(1, (os.cpu_count() or 1) // jobs), slots=slots)
+                  threads=max(1, (os.cpu_count() or 1) // jobs), slots=slots, gpus=gpu_count())
 
     results: dict[str, StudentResult] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -452,6 +464,14 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
                          isolation, jobs, round(time.monotonic() - started, 1))
     write_tables(report)
     return report
+
+
+def gpu_count() -> int:
+    """NVIDIA GPUs on this machine (0 without a driver)."""
+    if not shutil.which("nvidia-smi"):
+        return 0
+    listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+    return sum(line.startswith("GPU ") for line in listing.stdout.splitlines())
 
 
 def autograded_points(course: Path, aid: str) -> dict[str, float]:

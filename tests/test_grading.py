@@ -1,24 +1,34 @@
-"""The grading suite: each assignment's submissions autograded through nbgrader.
+"""The grading suite: each assignment's submissions autograded through nbgrader, in parallel and
+sandboxed, exactly as `make grade` does it.
 
 Reference → full marks; untouched release → 0 on every autograded cell; each wrong answer loses
 points on its own cell's tests and keeps every other cell's; right answers written differently
-keep full marks. No feedback file shows hidden-test source.
+keep full marks; hostile and broken submissions (tests/submissions/hostile.py) get their expected
+status, change nothing outside their working copy and leave everyone else's grade as expected.
+No feedback file shows hidden-test source.
 """
 
+import hashlib
 import html
+import io
 import re
+import subprocess
+from contextlib import redirect_stdout
 
 import nbformat
 import pytest
 
 from conftest import GRADING_TABLES
+from coursekit import REPO
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
-from coursekit.grade import grade_batch
-from tests.submissions import resnet_blocks
+from coursekit.grade import STATUSES, grade_batch, print_summary
+from coursekit.sandbox import capabilities
+from tests.submissions import hostile, resnet_blocks
 
 pytestmark = pytest.mark.slow
 CASES = {"resnet_blocks": resnet_blocks.CASES}
+HOSTILE = {"resnet_blocks": hostile.available(capabilities())}
 _reports = {}
 
 
@@ -30,9 +40,22 @@ def prefix(nb, stop_after):
     return nbformat.from_dict({**nb, "cells": nb.cells[: ids.index(stop_after) + 1]})
 
 
+def repo_fingerprint():
+    """Hash of every file git tracks plus the list of untracked ones: nothing may change it."""
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True).stdout.split(b"\0")
+    digest = hashlib.sha256()
+    for name in filter(None, tracked):
+        path = REPO / name.decode()
+        digest.update(name + (path.read_bytes() if path.is_file() else b"<missing>"))
+    untracked = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO,
+                               capture_output=True, text=True).stdout
+    return digest.hexdigest(), untracked
+
+
 def graded(aid, tmp_path_factory, stop_after=None):
     """Grade one batch per (assignment, prefix) once per session: the whole notebook's batch
-    holds the reference, the untouched release and the fixtures without `stop_after`."""
+    holds the reference, the untouched release, the fixtures without `stop_after` and the
+    hostile corpus."""
     key = (aid, stop_after)
     if key not in _reports:
         assignment = load_course().assignments[aid]
@@ -42,6 +65,7 @@ def graded(aid, tmp_path_factory, stop_after=None):
         tmp = tmp_path_factory.mktemp(f"{aid}-{stop_after or 'all'}")
         folder = tmp / "submissions"
         folder.mkdir()
+        hostile_cases = HOSTILE.get(aid, []) if stop_after is None else []
         if stop_after is None:
             nbs.write(nbs.make_submission(release, reference), folder / "reference.ipynb")
             nbs.write(release, folder / "untouched.ipynb")
@@ -49,13 +73,22 @@ def graded(aid, tmp_path_factory, stop_after=None):
             if case.stop_after == stop_after:
                 nb = nbs.make_submission(release, {**reference, case.cell: case.code})
                 nbs.write(nb, folder / f"{case.name}.ipynb")
+        for case in hostile_cases:
+            (folder / f"{case.name}.ipynb").write_bytes(case.build(release, reference))
         source_path = None
         if stop_after is not None:
             source_path = tmp / f"{aid}.ipynb"
             nbs.write(source, source_path)
-        report = grade_batch(aid, folder, out=tmp / "results", work=tmp / "work", source=source_path)
-        _reports[key] = (report, source)
-        GRADING_TABLES.append(table(report) + (f"\n(graded up to cell {stop_after})" if stop_after else ""))
+        before = repo_fingerprint()
+        report = grade_batch(aid, folder, out=tmp / "results", work=tmp / "work", source=source_path,
+                             limits=hostile.LIMITS if hostile_cases else None)
+        summary = io.StringIO()
+        with redirect_stdout(summary):
+            print_summary(report)
+        _reports[key] = dict(report=report, source=source, work=tmp / "work", before=before,
+                             after=repo_fingerprint(), summary=summary.getvalue())
+        GRADING_TABLES.append(table(report) + (f"\n(graded up to cell {stop_after})" if stop_after else "")
+                              + "\n" + summary.getvalue().splitlines()[-2])
     return _reports[key]
 
 
@@ -76,24 +109,24 @@ def table(report):
     cells = list(report.cell_max)
     short = [c.removeprefix("test_") for c in cells]
     width = max(len(s) for s in report.results)
-    lines = [f"{report.assignment}:", f"{'submission':<{width}} " + " ".join(f"{s:>{len(s)}}" for s in short)
-             + "  total"]
+    lines = [f"{report.assignment} ({report.jobs} workers, {report.seconds:g} s):",
+             f"{'submission':<{width}} " + " ".join(short) + "  total  status"]
     for r in report.results.values():
         scores = " ".join(f"{r.cells.get(c, 0):>{len(s)}g}" for c, s in zip(cells, short))
-        lines.append(f"{r.student:<{width}} {scores}  {r.score:g}/{r.max_score:g} {r.status}")
+        lines.append(f"{r.student:<{width}} {scores}  {r.score:g}/{r.max_score:g}  {r.status}")
     return "\n".join(lines)
 
 
 @pytest.mark.parametrize("aid", list(CASES))
 def test_reference_gets_full_marks(aid, tmp_path_factory):
-    report, _ = graded(aid, tmp_path_factory)
+    report = graded(aid, tmp_path_factory)["report"]
     ref = report.results["reference"]
     assert ref.status == "graded" and ref.score == ref.max_score > 0, table(report)
 
 
 @pytest.mark.parametrize("aid", list(CASES))
 def test_untouched_release_gets_zero(aid, tmp_path_factory):
-    report, _ = graded(aid, tmp_path_factory)
+    report = graded(aid, tmp_path_factory)["report"]
     untouched = report.results["untouched"]
     assert untouched.status == "graded" and untouched.score == 0, table(report)
 
@@ -101,25 +134,59 @@ def test_untouched_release_gets_zero(aid, tmp_path_factory):
 @pytest.mark.parametrize("aid,case", [(aid, c) for aid, cases in CASES.items() for c in cases],
                          ids=lambda v: getattr(v, "name", v))
 def test_fixture_scores_as_expected(aid, case, tmp_path_factory):
-    report, source = graded(aid, tmp_path_factory, case.stop_after)
-    assert report.results[case.name].status == "graded"
-    totals = cell_totals(report, case.name, source)
-    for cell, (score, maximum) in totals.items():
+    run = graded(aid, tmp_path_factory, case.stop_after)
+    report = run["report"]
+    assert report.results[case.name].status == "graded", report.results[case.name].reason
+    for cell, (score, maximum) in cell_totals(report, case.name, run["source"]).items():
         if cell == case.cell and not case.right:
             assert score < maximum, f"{case.name} should lose points on {cell}\n{table(report)}"
         else:
             assert score == maximum, f"{case.name} should keep full marks on {cell}\n{table(report)}"
 
 
+@pytest.mark.parametrize("aid,case", [(aid, c) for aid, cases in HOSTILE.items() for c in cases],
+                         ids=lambda v: getattr(v, "name", v))
+def test_hostile_submission_is_contained(aid, case, tmp_path_factory):
+    run = graded(aid, tmp_path_factory)
+    result = run["report"].results[case.name]
+    assert result.status == case.expect, f"{case.name}: {result.status} ({result.reason})"
+    if case.reason:
+        assert case.reason in result.reason, f"{case.name}: reason was {result.reason!r}"
+    if case.name in hostile.FULL_MARKS:
+        assert result.score == result.max_score, f"{case.name}: {result.score}/{result.max_score}"
+    if case.evidence:
+        executed = run["work"] / "course" / "autograded" / case.name / aid / f"{aid}.ipynb"
+        assert case.evidence in executed.read_text(), f"{case.name}: no {case.evidence!r} in its output"
+
+
+@pytest.mark.parametrize("aid", list(HOSTILE))
+def test_nothing_outside_the_working_copies_changed(aid, tmp_path_factory):
+    run = graded(aid, tmp_path_factory)
+    assert run["before"] == run["after"], "the batch changed files of the course repo"
+    assert not [p for p in hostile.HOST_TRACES if p.exists()], "a submission wrote outside its copy"
+    leftovers = subprocess.run(["pgrep", "-f", "sleep 424[23]"], capture_output=True, text=True).stdout
+    assert not leftovers.strip(), f"processes a submission started are still running: {leftovers}"
+
+
+@pytest.mark.parametrize("aid", list(CASES))
+def test_summary_counts_every_status(aid, tmp_path_factory):
+    run = graded(aid, tmp_path_factory)
+    results = run["report"].results.values()
+    expected = ", ".join(f"{sum(r.status == s for r in results)} {s}" for s in STATUSES)
+    assert f"statuses: {expected}" in run["summary"]
+    assert "limits: " in run["summary"]
+
+
 @pytest.mark.parametrize("aid", list(CASES))
 def test_feedback_never_shows_hidden_tests(aid, tmp_path_factory):
-    report, source = graded(aid, tmp_path_factory)
+    run = graded(aid, tmp_path_factory)
+    report, source = run["report"], run["source"]
     _, hidden = nbs.secret_lines(source)
     assert hidden, "expected hidden tests in the source notebook"
     visible = {line.strip() for cell in source.cells if nbs.is_test(cell)
                for line in nbs.without_hidden_tests(cell.source).splitlines() if len(line.strip()) >= 12}
     files = sorted((report.out / "feedback").glob("*.html"))
-    assert len(files) == len(report.results)
+    assert len(files) == sum(r.recorded for r in report.results.values())
     for path in files:
         text = html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))  # the code as a reader sees it
         assert any(line in text for line in visible), f"{path.name}: visible tests not found, check the method"

@@ -1,0 +1,191 @@
+"""Hostile and broken submissions of resnet_blocks, graded in the same batch as every other fixture.
+
+Each one must leave the batch running, get a clear status (and, where it matters, leave evidence in
+its own output that the attack was contained), change nothing outside its working copy, and leave
+every other student's grade as expected. Hostile code goes at the top of the `residual_block`
+answer, followed by the reference answer, so a contained attack costs the attacker nothing else.
+"""
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+
+from coursekit import REPO
+from coursekit import notebooks as nbs
+
+# Limits the grading suite grades with (short, so the corpus runs in minutes).
+LIMITS = {"cell_timeout": 20, "notebook_timeout": 150, "memory_gb": 2}
+HOST_TRACES = [REPO / "PWNED", Path.home() / "PWNED", Path("/tmp/coursekit-pwned"),
+               Path("/var/tmp/coursekit-pwned")]
+SPRAY = ("sleep", "4242")
+
+
+@dataclass(frozen=True)
+class Hostile:
+    name: str
+    expect: str                                  # status the submission must get
+    build: Callable[[dict, dict], bytes]         # (release notebook, reference answers) -> file bytes
+    evidence: str | None = None                  # text its executed output must show
+    reason: str | None = None                    # text its status reason must contain
+    needs: str | None = None                     # sandbox capability it relies on ("namespaces", "cgroup")
+
+
+def answer(code: str) -> Callable[[dict, dict], bytes]:
+    """A submission whose residual_block answer starts with `code`, then the reference."""
+    def build(release, reference):
+        nb = nbs.make_submission(release, {**reference,
+                                           "residual_block": code + "\n\n" + reference["residual_block"]})
+        return nbformat.writes(nb).encode()
+    return build
+
+
+def notebook(edit: Callable) -> Callable[[dict, dict], bytes]:
+    """A submission made by editing the reference submission's notebook structure."""
+    def build(release, reference):
+        nb = copy.deepcopy(nbs.make_submission(release, reference))
+        edit(nb)
+        return nbformat.writes(nb).encode()
+    return build
+
+
+def raw(data: bytes) -> Callable[[dict, dict], bytes]:
+    return lambda release, reference: data
+
+
+def _delete(gid):
+    return lambda nb: nb.cells.remove(next(c for c in nb.cells if c.id == gid))
+
+
+def _duplicate(gid):
+    def edit(nb):
+        i = [c.id for c in nb.cells].index(gid)
+        twin = copy.deepcopy(nb.cells[i])
+        twin.id = f"{gid}-copy"
+        nb.cells.insert(i + 1, twin)
+    return edit
+
+
+def _reorder(nb):
+    cells = {c.id: c for c in nb.cells}
+    nb.cells.remove(cells["adapt_resnet18"])
+    nb.cells.insert(nb.cells.index(cells["residual_block"]), cells["adapt_resnet18"])
+
+
+def _retype(nb):
+    cell = next(c for c in nb.cells if c.id == "adapt_resnet18")
+    cell.cell_type = "markdown"
+    cell.pop("outputs")
+    cell.pop("execution_count")
+
+
+def _edit_test(nb):
+    next(c for c in nb.cells if c.id == "test_residual_block_behaviour").source = "pass"
+
+
+def _clear_metadata(nb):
+    for cell in nb.cells:
+        cell.metadata.pop("nbgrader", None)
+
+
+def _kernel(nb):
+    nb.metadata["kernelspec"] = {"name": "julia-1.9", "display_name": "Julia 1.9", "language": "julia"}
+
+
+def _huge_output(nb):
+    setup = next(c for c in nb.cells if c.cell_type == "code")
+    setup.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * (200 * 2**20))]
+
+
+OTHER_ASSIGNMENT = json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+    {"cell_type": "code", "id": "unet", "metadata": {"nbgrader": {
+        "grade": False, "solution": True, "locked": False, "grade_id": "unet", "schema_version": 3}},
+     "source": "class UNet: pass", "outputs": [], "execution_count": None}]}).encode()
+
+BOMB_BYTES = min(2 * int(LIMITS["memory_gb"] * 2**30), 8 * 2**30)   # twice the cap, never > 8 GB
+
+CASES = [
+    Hostile("hostile_infinite_loop", "timed out", answer("while True:\n    pass")),
+    Hostile("hostile_ignores_interrupt", "timed out", answer(
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")),
+    Hostile("hostile_sys_exit", "graded", answer("import sys\nsys.exit(3)")),
+    Hostile("hostile_raise_systemexit", "graded", answer("raise SystemExit(1)")),
+    Hostile("hostile_os_exit", "crashed", answer("import os\nos._exit(1)")),
+    Hostile("hostile_segfault", "crashed", answer("import ctypes\nctypes.string_at(0)")),
+    Hostile("hostile_memory_bomb", "crashed", answer(
+        f"import numpy as np\nhog = np.ones({BOMB_BYTES}, dtype=np.uint8)"), needs="cgroup"),
+    Hostile("hostile_process_spray", "graded", answer(
+        "import subprocess\n"
+        f"sleepers = [subprocess.Popen({list(SPRAY)!r}) for _ in range(50)]\n"
+        f"escapee = subprocess.Popen(['setsid', 'sleep', '4243'])")),
+    Hostile("hostile_network", "graded", answer(
+        "import urllib.request\n"
+        "try:\n"
+        "    urllib.request.urlopen('https://pypi.org/simple/', timeout=5)\n"
+        "    print('NETWORK OPEN')\n"
+        "except Exception as err:\n"
+        "    print('NETWORK BLOCKED', type(err).__name__)"), evidence="NETWORK BLOCKED", needs="namespaces"),
+    Hostile("hostile_writes_outside", "graded", answer(
+        "import os\n"
+        f"for target in {[str(p) for p in HOST_TRACES]!r}:\n"
+        "    try:\n"
+        "        open(target, 'w').write('pwned')\n"
+        "        print('WROTE', target)\n"
+        "    except OSError as err:\n"
+        "        print('WRITE BLOCKED', type(err).__name__)"), needs="namespaces"),
+    Hostile("hostile_deletes_course", "graded", answer(
+        "import os, shutil\n"
+        f"for tree in [{str(REPO / 'source')!r}, '../../../source', '../../../gradebook.db',\n"
+        f"             {str(REPO / 'nbgrader_config.py')!r}, '../../../nbgrader_config.py']:\n"
+        "    try:\n"
+        "        shutil.rmtree(tree) if os.path.isdir(tree) else os.remove(tree)\n"
+        "        print('DELETED', tree)\n"
+        "    except OSError as err:\n"
+        "        print('DELETE BLOCKED', type(err).__name__)"), needs="namespaces"),
+    Hostile("hostile_overwrites_gradebook", "graded", answer(
+        f"for db in ['../../../gradebook.db', {str(REPO / 'gradebook.db')!r},\n"
+        f"           {str(REPO / 'autograder' / 'work' / 'resnet_blocks' / 'course' / 'gradebook.db')!r}]:\n"
+        "    try:\n"
+        "        open(db, 'wb').write(b'not a database')\n"
+        "        print('OVERWROTE', db)\n"
+        "    except OSError as err:\n"
+        "        print('OVERWRITE BLOCKED', type(err).__name__)"), needs="namespaces"),
+    Hostile("hostile_reads_hidden_tests", "graded", answer(
+        "leaked = []\n"
+        f"for path in [{str(REPO / 'source' / 'resnet_blocks' / 'resnet_blocks.ipynb')!r},\n"
+        "             '../../../source/resnet_blocks/resnet_blocks.ipynb', '../../../gradebook.db']:\n"
+        "    try:\n"
+        "        leaked.append(open(path, 'rb').read())\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print('HIDDEN TESTS LEAKED' if any(b'HIDDEN' in x for x in leaked) else 'HIDDEN TESTS UNREADABLE')"),
+        evidence="HIDDEN TESTS UNREADABLE", needs="namespaces"),
+    Hostile("hostile_monkeypatches_torch", "graded", answer(
+        "torch.allclose = lambda *args, **kwargs: True"), reason="assigns torch.allclose"),
+    Hostile("hostile_redefines_checks", "graded", answer(
+        "def check_block_shape(*args, **kwargs):\n    return None"), reason="redefines check_block_shape"),
+    Hostile("broken_deleted_test_cell", "graded", notebook(_delete("test_residual_block_behaviour")),
+            reason="restored"),
+    Hostile("broken_duplicated_answer", "graded", notebook(_duplicate("residual_block")), reason="copy"),
+    Hostile("broken_reordered_cells", "graded", notebook(_reorder)),
+    Hostile("broken_retyped_answer", "graded", notebook(_retype)),
+    Hostile("broken_edited_locked_test", "graded", notebook(_edit_test)),
+    Hostile("broken_cleared_metadata", "graded", notebook(_clear_metadata), reason="restored"),
+    Hostile("broken_wrong_kernel", "graded", notebook(_kernel)),
+    Hostile("broken_invalid_json", "malformed", raw(b'{"cells": [ this is not json')),
+    Hostile("broken_empty_file", "malformed", raw(b"")),
+    Hostile("broken_huge_output", "malformed", notebook(_huge_output), reason="too large"),
+    Hostile("broken_other_assignment", "malformed", raw(OTHER_ASSIGNMENT), reason="not a notebook of this"),
+]
+
+# Full marks expected: the attack was contained (or the damage repaired) and the reference ran.
+FULL_MARKS = {c.name for c in CASES if c.expect == "graded"} - {
+    "hostile_sys_exit", "hostile_raise_systemexit"}   # these stop their answer cell early
+
+
+def available(capabilities: dict) -> list[Hostile]:
+    """The cases this machine can contain: destructive ones only run inside the sandbox."""
+    return [c for c in CASES if c.needs is None or capabilities.get(c.needs)]
