@@ -56,8 +56,8 @@ def load_course(path: Path = REPO / "course.toml") -> Course:
                   data.get("grading", {}).get("submission_filename", DEFAULT_SUBMISSION_FILENAME))
 
 
-# "<student>_<notebook>.ipynb", e.g. jdoe_resnet_blocks.ipynb
-DEFAULT_SUBMISSION_FILENAME = r"(?P<student_id>[A-Za-z0-9.\-]+)_(?P<file_id>.+\.ipynb)"
+# ".../<student>_<notebook>.ipynb", e.g. jdoe_resnet_blocks.ipynb (matched against the whole path)
+DEFAULT_SUBMISSION_FILENAME = r".*/(?P<student_id>[A-Za-z0-9.\-]+)_(?P<file_id>[^/]+)\.ipynb$"
 
 
 @cache

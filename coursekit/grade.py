@@ -113,7 +113,7 @@ def collect_zip(assignment_id: str, archive: Path, course: Path) -> tuple[dict[s
     skipped = {}
     for path in sorted((downloaded / "extracted").rglob("*")):
         if path.is_file():
-            m = names.match(path.name)
+            m = names.match(str(path))
             if not m or m.group("student_id") not in found:
                 skipped[path.name] = ("file name does not match submission_filename"
                                       if not m else "not collected by nbgrader zip_collect")
