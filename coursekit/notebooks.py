@@ -99,13 +99,16 @@ def without_hidden_tests(source: str) -> str:
 
 def secret_lines(source: NotebookNode) -> tuple[set[str], set[str]]:
     """Distinctive lines (stripped) of solution regions and of hidden tests: text that must never
-    reach a student. Comments, short lines and lines that also occur in visible text are left out."""
+    reach a student. Comments, short lines and lines that also occur in visible text (teaching
+    cells, visible tests, the starter code of find-and-fix cells) are left out."""
     solution, hidden, public = set(), set(), []
     for cell in source.cells:
         solution |= {line.strip() for line in region_lines(cell.source, BEGIN_SOLUTION, END_SOLUTION)}
         hidden |= {line.strip() for line in region_lines(cell.source, BEGIN_HIDDEN, END_HIDDEN)}
         if not is_solution(cell):
             public.append(without_hidden_tests(cell.source))
+        elif starter := cell.get("metadata", {}).get("coursekit", {}).get("starter"):
+            public.append(starter)  # shipped in the release on purpose
     public_text = "\n".join(public)
 
     def distinctive(lines):

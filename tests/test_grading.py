@@ -24,10 +24,10 @@ from coursekit import notebooks as nbs
 from coursekit.config import load_course
 from coursekit.grade import STATUSES, grade_batch, print_summary
 from coursekit.sandbox import capabilities
-from tests.submissions import hostile, resnet_blocks
+from tests.submissions import hostile, resnet_blocks, resnet_from_scratch
 
 pytestmark = pytest.mark.slow
-CASES = {"resnet_blocks": resnet_blocks.CASES}
+CASES = {"resnet_blocks": resnet_blocks.CASES, "resnet_from_scratch": resnet_from_scratch.CASES}
 HOSTILE = {"resnet_blocks": hostile.available(capabilities())}
 _reports = {}
 
@@ -142,6 +142,10 @@ def test_fixture_scores_as_expected(aid, case, tmp_path_factory):
             assert score < maximum, f"{case.name} should lose points on {cell}\n{table(report)}"
         else:
             assert score == maximum, f"{case.name} should keep full marks on {cell}\n{table(report)}"
+    if case.loses:
+        result = report.results[case.name]
+        lost = {t for t, m in report.cell_max.items() if result.cells.get(t, 0) < m}
+        assert lost == set(case.loses), f"{case.name} should lose exactly {sorted(case.loses)}\n{table(report)}"
 
 
 @pytest.mark.parametrize("aid,case", [(aid, c) for aid, cases in HOSTILE.items() for c in cases],

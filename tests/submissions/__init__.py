@@ -18,6 +18,8 @@ class Case:
     # Grade only the notebook up to and including this cell (a test cell id). For answers checked
     # before a long training cell: the suite then grades the prefix, in seconds, not the whole run.
     stop_after: str | None = None
+    # Optional, for cells graded in several parts (a quiz): exactly these test cells lose points.
+    loses: tuple[str, ...] = ()
 
 
 def mistake(reference: str, *edits: tuple[str, str]) -> str:
