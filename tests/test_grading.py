@@ -15,10 +15,10 @@ from conftest import GRADING_TABLES
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
 from coursekit.grade import grade_batch
-from tests.submissions import resnet_blocks
+from tests.submissions import resnet_blocks, unet_segmentation
 
 pytestmark = pytest.mark.slow
-CASES = {"resnet_blocks": resnet_blocks.CASES}
+CASES = {"resnet_blocks": resnet_blocks.CASES, "unet_segmentation": unet_segmentation.CASES}
 _reports = {}
 
 
