@@ -15,10 +15,10 @@ from conftest import GRADING_TABLES
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
 from coursekit.grade import grade_batch
-from tests.submissions import resnet_blocks
+from tests.submissions import pneumonia_training, resnet_blocks
 
 pytestmark = pytest.mark.slow
-CASES = {"resnet_blocks": resnet_blocks.CASES}
+CASES = {"resnet_blocks": resnet_blocks.CASES, "pneumonia_training": pneumonia_training.CASES}
 _reports = {}
 
 
