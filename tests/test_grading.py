@@ -24,11 +24,12 @@ from coursekit import notebooks as nbs
 from coursekit.config import load_course
 from coursekit.grade import STATUSES, grade_batch, print_summary
 from coursekit.sandbox import capabilities
-from tests.submissions import hostile, resnet_blocks, resnet_from_scratch, unet_segmentation
+from tests.submissions import (hostile, pneumonia_training, resnet_blocks, resnet_from_scratch,
+                               unet_segmentation)
 
 pytestmark = pytest.mark.slow
-CASES = {"resnet_blocks": resnet_blocks.CASES, "resnet_from_scratch": resnet_from_scratch.CASES,
-         "unet_segmentation": unet_segmentation.CASES}
+CASES = {"resnet_blocks": resnet_blocks.CASES, "pneumonia_training": pneumonia_training.CASES,
+         "unet_segmentation": unet_segmentation.CASES, "resnet_from_scratch": resnet_from_scratch.CASES}
 HOSTILE = {"resnet_blocks": hostile.available(capabilities())}
 _reports = {}
 
