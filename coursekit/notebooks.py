@@ -85,36 +85,45 @@ def without_markers(source: str) -> str:
                      if line.strip() not in (BEGIN_SOLUTION, END_SOLUTION))
 
 
-def without_hidden_tests(source: str) -> str:
+def without_region(source: str, begin: str, end: str) -> str:
+    """`source` without the lines from `begin` to `end` (markers included)."""
     kept, inside = [], False
     for line in source.splitlines():
-        if line.strip() == BEGIN_HIDDEN:
+        if line.strip() == begin:
             inside = True
-        elif line.strip() == END_HIDDEN:
+        elif line.strip() == end:
             inside = False
         elif not inside:
             kept.append(line)
     return "\n".join(kept)
 
 
+def without_hidden_tests(source: str) -> str:
+    return without_region(source, BEGIN_HIDDEN, END_HIDDEN)
+
+
 def secret_lines(source: NotebookNode) -> tuple[set[str], set[str]]:
     """Distinctive lines (stripped) of solution regions and of hidden tests: text that must never
-    reach a student. Comments, short lines and lines that also occur in visible text (teaching
-    cells, visible tests, the starter code of find-and-fix cells) are left out."""
+    reach a student. Comments, short lines and lines that also occur in what students see anyway
+    (teaching cells, visible tests, the hints and signatures around solution regions, the starter
+    code of find-and-fix cells) are left out; hidden-test lines that repeat solution lines count as
+    solution lines (answer keys publish those)."""
     solution, hidden, public = set(), set(), []
     for cell in source.cells:
         solution |= {line.strip() for line in region_lines(cell.source, BEGIN_SOLUTION, END_SOLUTION)}
         hidden |= {line.strip() for line in region_lines(cell.source, BEGIN_HIDDEN, END_HIDDEN)}
         if not is_solution(cell):
             public.append(without_hidden_tests(cell.source))
-        elif starter := cell.get("metadata", {}).get("coursekit", {}).get("starter"):
-            public.append(starter)  # shipped in the release on purpose
+        else:
+            public.append(without_region(cell.source, BEGIN_SOLUTION, END_SOLUTION))
+            if starter := cell.get("metadata", {}).get("coursekit", {}).get("starter"):
+                public.append(starter)  # shipped in the release on purpose
     public_text = "\n".join(public)
 
     def distinctive(lines):
         return {line for line in lines
                 if len(line) >= 12 and not line.startswith("#") and line not in public_text}
-    return distinctive(solution), distinctive(hidden)
+    return distinctive(solution), distinctive(hidden - solution)
 
 
 # ---------------------------------------------------------------- submissions
