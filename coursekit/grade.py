@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -44,6 +45,7 @@ from .config import Assignment, load_course
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 STATUSES = ("graded", "timed out", "crashed", "malformed")
 SANDBOX_UID = 61000           # the kernels run as uid SANDBOX_UID + worker slot
+AST_LOCK = threading.Lock()
 
 
 @dataclass
@@ -248,7 +250,8 @@ def grade_one(batch: Batch, student: str, notebook: Path) -> tuple[StudentResult
     if not {nbs.grade_id(c) for c in nb.cells} & set(nbs.reference_answers(batch.source)):
         return StudentResult(student, "malformed",
                              reason="not a notebook of this assignment (none of its answer cells)"), None
-    flags = tampering(nb, batch.source)
+    with AST_LOCK:           # CPython 3.11's ast is not thread-safe ("recursion depth mismatch")
+        flags = tampering(nb, batch.source)
     slot = batch.slots.get()
     try:
         work = batch.root / student
