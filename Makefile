@@ -38,7 +38,7 @@ venv: $(VENV)/.installed ## create/refresh the pinned virtual environment (.venv
 release: venv ## compile source/ → release/ (student) and solutions/ (executed keys) with nbgrader  [~1–2 min/changed notebook]
 	$(BIN)/coursekit build
 
-test: venv ## everything CI runs: nbval on source/, freshness + integrity of release/ and solutions/, grading suite  [~5 min]
+test: venv ## everything CI runs: nbval on source/, freshness + integrity of release/ and solutions/, grading suite  [~30–45 min on 2 cores]
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: venv ## the same without executing notebooks or grading (seconds)
