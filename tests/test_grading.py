@@ -19,6 +19,9 @@ from tests.submissions import resnet_blocks, resnet_from_scratch
 
 pytestmark = pytest.mark.slow
 CASES = {"resnet_blocks": resnet_blocks.CASES, "resnet_from_scratch": resnet_from_scratch.CASES}
+# Assignments whose graded cells all come before a long ungraded part (training): the reference and
+# the untouched release are graded up to that cell too, in one batch with the fixtures stopping there.
+GRADED_UP_TO = {"resnet_from_scratch": resnet_from_scratch.LAST_CHECK}
 _reports = {}
 
 
@@ -31,8 +34,8 @@ def prefix(nb, stop_after):
 
 
 def graded(aid, tmp_path_factory, stop_after=None):
-    """Grade one batch per (assignment, prefix) once per session: the whole notebook's batch
-    holds the reference, the untouched release and the fixtures without `stop_after`."""
+    """Grade one batch per (assignment, prefix) once per session: the batch up to
+    GRADED_UP_TO (the whole notebook by default) also holds the reference and the untouched release."""
     key = (aid, stop_after)
     if key not in _reports:
         assignment = load_course().assignments[aid]
@@ -42,7 +45,9 @@ def graded(aid, tmp_path_factory, stop_after=None):
         tmp = tmp_path_factory.mktemp(f"{aid}-{stop_after or 'all'}")
         folder = tmp / "submissions"
         folder.mkdir()
-        if stop_after is None:
+        if stop_after == GRADED_UP_TO.get(aid):
+            rest = nbs.read(assignment.notebook("source")).cells[len(source.cells):]
+            assert not [c.id for c in rest if nbs.nbgrader(c).get("grade")], f"graded cells after {stop_after}"
             nbs.write(nbs.make_submission(release, reference), folder / "reference.ipynb")
             nbs.write(release, folder / "untouched.ipynb")
         for case in CASES[aid]:
@@ -86,14 +91,14 @@ def table(report):
 
 @pytest.mark.parametrize("aid", list(CASES))
 def test_reference_gets_full_marks(aid, tmp_path_factory):
-    report, _ = graded(aid, tmp_path_factory)
+    report, _ = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))
     ref = report.results["reference"]
     assert ref.status == "graded" and ref.score == ref.max_score > 0, table(report)
 
 
 @pytest.mark.parametrize("aid", list(CASES))
 def test_untouched_release_gets_zero(aid, tmp_path_factory):
-    report, _ = graded(aid, tmp_path_factory)
+    report, _ = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))
     untouched = report.results["untouched"]
     assert untouched.status == "graded" and untouched.score == 0, table(report)
 
@@ -111,13 +116,13 @@ def test_fixture_scores_as_expected(aid, case, tmp_path_factory):
             assert score == maximum, f"{case.name} should keep full marks on {cell}\n{table(report)}"
     if case.loses:
         result = report.results[case.name]
-        lost = {t for t, m in report.cell_max.items() if result.cells.get(t, 0) < m}
+        lost = {t for t, score in result.cells.items() if score < report.cell_max[t]}  # autograded cells
         assert lost == set(case.loses), f"{case.name} should lose exactly {sorted(case.loses)}\n{table(report)}"
 
 
 @pytest.mark.parametrize("aid", list(CASES))
 def test_feedback_never_shows_hidden_tests(aid, tmp_path_factory):
-    report, source = graded(aid, tmp_path_factory)
+    report, source = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))
     _, hidden = nbs.secret_lines(source)
     assert hidden, "expected hidden tests in the source notebook"
     visible = {line.strip() for cell in source.cells if nbs.is_test(cell)
