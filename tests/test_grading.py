@@ -31,6 +31,9 @@ pytestmark = pytest.mark.slow
 CASES = {"resnet_blocks": resnet_blocks.CASES, "pneumonia_training": pneumonia_training.CASES,
          "unet_segmentation": unet_segmentation.CASES, "resnet_from_scratch": resnet_from_scratch.CASES}
 HOSTILE = {"resnet_blocks": hostile.available(capabilities())}
+# Assignments whose graded cells all come before a long ungraded part (training): the reference and
+# the untouched release are graded up to that cell too, in one batch with the fixtures stopping there.
+GRADED_UP_TO = {"resnet_from_scratch": resnet_from_scratch.LAST_CHECK}
 _reports = {}
 
 
@@ -55,8 +58,8 @@ def repo_fingerprint():
 
 
 def graded(aid, tmp_path_factory, stop_after=None):
-    """Grade one batch per (assignment, prefix) once per session: the whole notebook's batch
-    holds the reference, the untouched release, the fixtures without `stop_after` and the
+    """Grade one batch per (assignment, prefix) once per session. The batch up to GRADED_UP_TO
+    (the whole notebook by default) also holds the reference, the untouched release and the
     hostile corpus."""
     key = (aid, stop_after)
     if key not in _reports:
@@ -67,8 +70,11 @@ def graded(aid, tmp_path_factory, stop_after=None):
         tmp = tmp_path_factory.mktemp(f"{aid}-{stop_after or 'all'}")
         folder = tmp / "submissions"
         folder.mkdir()
-        hostile_cases = HOSTILE.get(aid, []) if stop_after is None else []
-        if stop_after is None:
+        home = stop_after == GRADED_UP_TO.get(aid)
+        hostile_cases = HOSTILE.get(aid, []) if home else []
+        if home:
+            rest = nbs.read(assignment.notebook("source")).cells[len(source.cells):]
+            assert not [c.id for c in rest if nbs.nbgrader(c).get("grade")], f"graded cells after {stop_after}"
             nbs.write(nbs.make_submission(release, reference), folder / "reference.ipynb")
             nbs.write(release, folder / "untouched.ipynb")
         for case in CASES[aid]:
@@ -121,14 +127,14 @@ def table(report):
 
 @pytest.mark.parametrize("aid", list(CASES))
 def test_reference_gets_full_marks(aid, tmp_path_factory):
-    report = graded(aid, tmp_path_factory)["report"]
+    report = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))["report"]
     ref = report.results["reference"]
     assert ref.status == "graded" and ref.score == ref.max_score > 0, table(report)
 
 
 @pytest.mark.parametrize("aid", list(CASES))
 def test_untouched_release_gets_zero(aid, tmp_path_factory):
-    report = graded(aid, tmp_path_factory)["report"]
+    report = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))["report"]
     untouched = report.results["untouched"]
     assert untouched.status == "graded" and untouched.score == 0, table(report)
 
@@ -153,7 +159,7 @@ def test_fixture_scores_as_expected(aid, case, tmp_path_factory):
 @pytest.mark.parametrize("aid,case", [(aid, c) for aid, cases in HOSTILE.items() for c in cases],
                          ids=lambda v: getattr(v, "name", v))
 def test_hostile_submission_is_contained(aid, case, tmp_path_factory):
-    run = graded(aid, tmp_path_factory)
+    run = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))
     result = run["report"].results[case.name]
     assert result.status == case.expect, f"{case.name}: {result.status} ({result.reason})"
     if case.reason:
@@ -167,7 +173,7 @@ def test_hostile_submission_is_contained(aid, case, tmp_path_factory):
 
 @pytest.mark.parametrize("aid", list(HOSTILE))
 def test_nothing_outside_the_working_copies_changed(aid, tmp_path_factory):
-    run = graded(aid, tmp_path_factory)
+    run = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))
     assert run["before"] == run["after"], "the batch changed files of the course repo"
     assert not [p for p in hostile.HOST_TRACES if p.exists()], "a submission wrote outside its copy"
     leftovers = subprocess.run(["pgrep", "-f", "sleep 424[23]"], capture_output=True, text=True).stdout
@@ -176,7 +182,7 @@ def test_nothing_outside_the_working_copies_changed(aid, tmp_path_factory):
 
 @pytest.mark.parametrize("aid", list(CASES))
 def test_summary_counts_every_status(aid, tmp_path_factory):
-    run = graded(aid, tmp_path_factory)
+    run = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))
     results = run["report"].results.values()
     expected = ", ".join(f"{sum(r.status == s for r in results)} {s}" for s in STATUSES)
     assert f"statuses: {expected}" in run["summary"]
@@ -185,7 +191,7 @@ def test_summary_counts_every_status(aid, tmp_path_factory):
 
 @pytest.mark.parametrize("aid", list(CASES))
 def test_feedback_never_shows_hidden_tests(aid, tmp_path_factory):
-    run = graded(aid, tmp_path_factory)
+    run = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))
     report, source = run["report"], run["source"]
     _, hidden = nbs.secret_lines(source)
     assert hidden, "expected hidden tests in the source notebook"

@@ -1,7 +1,8 @@
 """resnet_from_scratch: wrong and right answers for `basic_block`, `make_layer`, `fixed_block`, `quiz`.
 
-Every answer here is checked before the training experiment, so each case grades the notebook only
-up to the last quiz check (`stop_after`): the suite never retrains for a wrong answer.
+Every graded cell comes before the training experiment, so the suite grades the notebook only up to
+the last quiz check (LAST_CHECK): the fixtures (`stop_after`), and through test_grading.GRADED_UP_TO
+the reference and the untouched release too. Nothing is retrained for grading.
 """
 
 from coursekit.config import load_course
@@ -52,8 +53,6 @@ BUGGY_CONV2 = "self.conv2 = nn.Conv2d(filters, filters, kernel_size, stride=stri
 CASES = [
     # ---- basic_block: mistakes
     wrong("block_missing_skip", "basic_block", mistake(BLOCK, (ADD_AND_RELU, "return self.relu(out)"))),
-    wrong("block_relu_before_add", "basic_block",
-          mistake(BLOCK, (ADD_AND_RELU, "return self.relu(out) + identity"))),
     wrong("block_downsample_ignored", "basic_block",
           mistake(BLOCK, ("identity = self.downsample(x)", "identity = x"))),
     wrong("block_stride_on_both_convs", "basic_block",
@@ -74,8 +73,6 @@ CASES = [
           mistake(LAYER, (LATER_BLOCKS, "layers.append(block(self.in_channels, out_channels, stride))"))),
     wrong("layer_ignores_expansion", "make_layer",
           mistake(LAYER, ("out_channels * block.expansion", "out_channels"))),
-    wrong("layer_downsample_every_block", "make_layer",
-          mistake(LAYER, (LATER_BLOCKS, "layers.append(block(self.in_channels, out_channels, 1, downsample))"))),
     wrong("layer_downsample_with_bias", "make_layer",
           mistake(LAYER, ("stride=stride, bias=False),", "stride=stride),"))),
     # ---- fixed_block: the untouched tutorial block, half fixes and wrong fixes
@@ -93,9 +90,6 @@ CASES = [
           quiz({**KEY, "q1": "a", "q2": "a", "q3": "a", "q4": "c", "q5": "c", "q6": "a", "q7": "c",
                 "q8": "c", "q9": "a", "q10": "c"}),
           loses=["test_quiz_q01", "test_quiz_q05", "test_quiz_q08", "test_quiz_q09"]),
-    wrong("quiz_code_questions_wrong", "quiz",
-          quiz({**KEY, "q11": "b", "q12": "a", "q13": "a", "q14": "a"}),
-          loses=["test_quiz_q11", "test_quiz_q12", "test_quiz_q13", "test_quiz_q14"]),
     # ---- right answers written differently
     right("block_functional_relu_with_bias", "basic_block", '''
 class BasicBlock(nn.Module):
@@ -158,7 +152,6 @@ class ResidualBlock(nn.Module):
         identity = x if self.shortcut is None else self.shortcut(x)
         return F.relu(out + identity)
 '''),
-    right("fixed_nn_identity", "fixed_block", mistake(FIXED, ("self.shortcut = nn.Sequential()", "self.shortcut = nn.Identity()"))),
     right("quiz_capitals_and_spaces", "quiz",
           quiz({q: (f" {a.upper()}" if i % 2 else f"{a} ") for i, (q, a) in enumerate(KEY.items())})),
 ]
