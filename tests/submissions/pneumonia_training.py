@@ -40,9 +40,6 @@ COLLECT = "probabilities.append(logits.softmax(dim=1)[:, 1].cpu())"
 CASES = [
     # ---- train_one_epoch: mistakes
     epoch("epoch_no_zero_grad", ("        optimizer.zero_grad()\n", "")),
-    epoch("epoch_zero_grad_once",
-          ("        optimizer.zero_grad()\n", ""),
-          ("total_loss, n_samples = 0.0, 0\n", "total_loss, n_samples = 0.0, 0\n    optimizer.zero_grad()\n")),
     epoch("epoch_zero_grad_before_step",
           ("        optimizer.zero_grad()\n", ""),
           ("loss.backward()\n", "loss.backward()\n        optimizer.zero_grad()\n")),
@@ -51,8 +48,6 @@ CASES = [
           (ACCUMULATE, "batch_losses.append(loss.item())\n    return sum(batch_losses) / len(batch_losses)")),
     epoch("epoch_divides_by_full_batches",
           ("return total_loss / n_samples", "return total_loss / (len(loader) * loader.batch_size)")),
-    epoch("epoch_returns_last_batch_loss",
-          (ACCUMULATE, "pass\n    return loss.item()")),
     epoch("epoch_returns_tensor",
           ("total_loss += loss.item() * labels.shape[0]", "total_loss += loss.detach() * labels.shape[0]")),
     epoch("epoch_no_train_mode", ("    model.train()\n", "")),
@@ -83,9 +78,6 @@ CASES = [
                ("accuracy = float(((probabilities > 0.5) == labels).mean())",
                 "accuracy = float(np.mean(batch_accuracies))")),
     evaluation("evaluate_not_moved_to_device", ("logits = model(images.to(device))", "logits = model(images)")),
-    evaluation("evaluate_accuracy_in_percent",
-               ("accuracy = float(((probabilities > 0.5) == labels).mean())",
-                "accuracy = float(100 * ((probabilities > 0.5) == labels).mean())")),
     # ---- train_resnet: mistakes (cheap: no real ResNet training)
     training("resnet_trains_the_baseline",   # copy-paste from the baseline cell, one name not changed
              ("train_loss = train_one_epoch(resnet,", "train_loss = train_one_epoch(baseline,")),
