@@ -41,30 +41,34 @@ def loader_namespace(data_dir, monkeypatch, split_sizes=None):
     return namespace
 
 
-def fixture_pair(split_offset, k, channel_last=False):
+def fixture_pair(split_offset, k, layout="N,H,W"):
     """Image k of a split is filled with one grey value; its mask has k + 1 full rows set."""
     image = np.full((128, 128), split_offset + 10 * k, dtype=np.uint8)
     label = np.zeros((128, 128), dtype=np.uint8)
     label[: k + 1] = 1
-    if channel_last:
+    if layout == "N,H,W,1":
         image, label = image[..., None], label[..., None]
+    elif layout == "N,H,W,3 images":
+        image = np.repeat(image[..., None], 3, axis=-1)
     return image, label
 
 
-def write_medsegbench_file(folder, channel_last=False):
-    """covid19radio_128.npz as MedSegBench stores it (names and key layout of medsegbench.dataset)."""
+def write_medsegbench_file(folder, layout="N,H,W"):
+    """covid19radio_128.npz as MedSegBench stores it (names and key layout of medsegbench.dataset:
+    `{split}_images` and `{split}_label`, uint8, labels 0/1; MedSegBench's own data loader is read
+    with the same layout). Variants: a trailing channel axis, RGB copies of the images."""
     arrays = {}
     for offset, (split, n) in zip((1, 3, 5), FIXTURE_SIZES.items()):
-        pairs = [fixture_pair(offset, k, channel_last) for k in range(n)]
+        pairs = [fixture_pair(offset, k, layout) for k in range(n)]
         arrays[f"{split}_images"] = np.stack([p[0] for p in pairs])
         arrays[f"{split}_label"] = np.stack([p[1] for p in pairs])
     folder.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(folder / "covid19radio_128.npz", **arrays)
 
 
-@pytest.mark.parametrize("channel_last", [False, True], ids=["N,H,W", "N,H,W,1"])
-def test_medsegbench_file_becomes_course_arrays(tmp_path, monkeypatch, channel_last):
-    write_medsegbench_file(tmp_path / "medsegbench", channel_last)
+@pytest.mark.parametrize("layout", ["N,H,W", "N,H,W,1", "N,H,W,3 images"])
+def test_medsegbench_file_becomes_course_arrays(tmp_path, monkeypatch, layout):
+    write_medsegbench_file(tmp_path / "medsegbench", layout)
     ns = loader_namespace(tmp_path, monkeypatch, DRAWN)
     arrays, names, description = ns["load_lung_arrays"]()
     assert "MedSegBench" in description and names == {}
