@@ -214,11 +214,14 @@ def tampering(nb: nbformat.NotebookNode, source: nbformat.NotebookNode) -> list[
 
 
 # ---------------------------------------------------------------- workspaces
-def course_dir(folder: Path, assignment_id: str) -> Path:
-    """Create or refresh an nbgrader course dir holding this assignment (gradebook kept)."""
+def course_dir(folder: Path, assignment_id: str, source: Path | None = None) -> Path:
+    """Create or refresh an nbgrader course dir holding this assignment (gradebook kept).
+    `source` replaces the assignment's notebook (the grading suite grades a prefix of it)."""
     (folder / "source").mkdir(parents=True, exist_ok=True)
     shutil.rmtree(folder / "source" / assignment_id, ignore_errors=True)
     shutil.copytree(REPO / "source" / assignment_id, folder / "source" / assignment_id)
+    if source is not None:
+        shutil.copy(source, folder / "source" / assignment_id / f"{assignment_id}.ipynb")
     shutil.copy(REPO / "nbgrader_config.py", folder / "nbgrader_config.py")
     check_ok(nbgrader("generate_assignment", assignment_id, "--force", cwd=folder),
              "nbgrader generate_assignment")
@@ -407,15 +410,14 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
     out = out or REPO / "autograder" / "results" / assignment_id
     work = work or REPO / "autograder" / "work" / assignment_id
     jobs = max(1, jobs or os.cpu_count() or 1)
-    course = course_dir(work / "course", assignment_id)
     template = work / "template"
     shutil.rmtree(template, ignore_errors=True)
-    course_dir(template, assignment_id)
-    if source is not None:           # the grading suite grades a prefix of the notebook
-        for folder in (course, template):
-            shutil.copy(source, folder / "source" / assignment_id / f"{assignment_id}.ipynb")
-            check_ok(nbgrader("generate_assignment", assignment_id, "--force", cwd=folder),
-                     "nbgrader generate_assignment")
+    course_dir(template, assignment_id, source)
+    course = work / "course"
+    if (course / "gradebook.db").exists():      # the master gradebook: refreshed, its grades kept
+        course_dir(course, assignment_id, source)
+    else:                                        # a new one: the template as it is (saves a generate)
+        shutil.copytree(template, course)
 
     if zipfile.is_zipfile(submissions):
         found, skipped = collect_zip(assignment_id, submissions, course)
