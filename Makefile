@@ -38,7 +38,7 @@ venv: $(VENV)/.installed ## create/refresh the pinned virtual environment (.venv
 release: venv ## compile source/ → release/ (student) and solutions/ (executed keys) with nbgrader  [~1–2 min/changed notebook]
 	$(BIN)/coursekit build
 
-test: venv ## everything CI runs: nbval on source/, freshness + integrity of release/ and solutions/, grading suite  [~30–45 min on 2 cores]
+test: venv ## everything CI runs: nbval on source/, freshness + integrity of release/ and solutions/, grading suite  [~20 min on 2 cores]
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: venv ## the same without executing notebooks or grading (seconds)
@@ -51,7 +51,7 @@ grade: venv ## grade a class: make grade ASSIGNMENT=id [SUBMISSIONS=zip|dir] [JO
 bench: venv ## run reference notebooks, print measured figures (time, device, metrics): make bench [ASSIGNMENT=id]
 	$(BIN)/coursekit bench $(ASSIGNMENT)
 
-bench-grading: venv ## grading throughput: 40 reference copies + hostile corpus, JOBS=1 vs 2  [~20 min]
+bench-grading: venv ## grading throughput: 40 reference copies + hostile corpus, JOBS=1 vs 2  [~16 min]
 	$(BIN)/python -m tests.bench_grading 1 2
 
 tidy: venv ## normalise source notebooks (clear outputs, sync generated setup cells)

@@ -186,7 +186,7 @@ def tampering(nb: nbformat.NotebookNode, source: nbformat.NotebookNode) -> list[
                 tree = ast.parse(nbs.without_hidden_tests(cell.source))
             except SyntaxError:
                 continue
-            test_names |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+            test_names |= module_level_definitions(tree)
     found = []
     for cell in nb.cells:
         if cell.cell_type != "code" or not nbs.is_solution(cell):
@@ -208,9 +208,22 @@ def tampering(nb: nbformat.NotebookNode, source: nbformat.NotebookNode) -> list[
                     and node.func.id in ("setattr", "delattr") and node.args
                     and isinstance(node.args[0], ast.Name) and node.args[0].id in TAMPER_TARGETS):
                 found.append(f"calls {node.func.id} on {node.args[0].id}")
-            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in test_names:
-                found.append(f"redefines {node.name}, which the checks use")
+        found += [f"redefines {name}, which the checks use"
+                  for name in sorted(module_level_definitions(tree) & test_names)]
     return sorted(set(found))
+
+
+def module_level_definitions(tree: ast.Module) -> set[str]:
+    """Names of the functions and classes a cell defines at module level (also inside if/try/with),
+    not the methods of its classes: only those can replace a check's helper."""
+    names, statements = set(), list(tree.body)
+    while statements:
+        node = statements.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        else:
+            statements += [child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt)]
+    return names
 
 
 # ---------------------------------------------------------------- workspaces

@@ -4,6 +4,7 @@ import copy
 import zipfile
 
 import nbformat
+import pytest
 
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
@@ -72,11 +73,22 @@ def test_repair_restores_metadata_duplicates_and_deleted_tests():
     assert ids.index("test_residual_block_shapes") > ids.index("residual_block")
 
 
+@pytest.mark.parametrize("aid", list(load_course().assignments))
+def test_reference_answers_are_not_flagged(aid):
+    """Methods (`__init__`, `forward`) that both a check's helper class and the student's class
+    define are no redefinition; the reference and the untouched release carry no flag."""
+    a = load_course().assignments[aid]
+    release, source = nbs.read(a.notebook("release")), nbs.read(a.notebook("source"))
+    assert tampering(nbs.make_submission(release, nbs.reference_answers(source)), source) == []
+    assert tampering(release, source) == []
+
+
 def test_tampering_is_flagged_but_honest_code_is_not():
-    honest = nbs.make_submission(RELEASE, nbs.reference_answers(SOURCE))
-    assert tampering(honest, SOURCE) == []
     patched = nbs.make_submission(RELEASE, {"residual_block": "import torch\ntorch.allclose = print\n"
                                             "setattr(np, 'isclose', print)\ndef check_block_shape(): pass"})
     flags = tampering(patched, SOURCE)
     assert "assigns torch.allclose" in flags and "calls setattr on np" in flags
     assert any("check_block_shape" in f for f in flags)
+    nested = nbs.make_submission(RELEASE, {"residual_block": "if True:\n    def check_block_shape(): pass\n"
+                                           "class Block:\n    def check_block_shape(self): pass"})
+    assert tampering(nested, SOURCE) == ["redefines check_block_shape, which the checks use"]
