@@ -48,6 +48,8 @@ CASES = [
           (ACCUMULATE, "batch_losses.append(loss.item())\n    return sum(batch_losses) / len(batch_losses)")),
     epoch("epoch_divides_by_full_batches",
           ("return total_loss / n_samples", "return total_loss / (len(loader) * loader.batch_size)")),
+    epoch("epoch_returns_last_batch_loss",
+          (ACCUMULATE, "pass\n    return loss.item()")),
     epoch("epoch_returns_tensor",
           ("total_loss += loss.item() * labels.shape[0]", "total_loss += loss.detach() * labels.shape[0]")),
     epoch("epoch_no_train_mode", ("    model.train()\n", "")),
@@ -77,6 +79,9 @@ CASES = [
                 "            batch_accuracies.append(((probabilities[-1] > 0.5) == targets[-1]).float().mean().item())"),
                ("accuracy = float(((probabilities > 0.5) == labels).mean())",
                 "accuracy = float(np.mean(batch_accuracies))")),
+    evaluation("evaluate_accuracy_in_percent",
+               ("accuracy = float(((probabilities > 0.5) == labels).mean())",
+                "accuracy = float(100 * ((probabilities > 0.5) == labels).mean())")),
     evaluation("evaluate_not_moved_to_device", ("logits = model(images.to(device))", "logits = model(images)")),
     # ---- train_resnet: mistakes (cheap: no real ResNet training)
     training("resnet_trains_the_baseline",   # copy-paste from the baseline cell, one name not changed

@@ -53,6 +53,8 @@ BUGGY_CONV2 = "self.conv2 = nn.Conv2d(filters, filters, kernel_size, stride=stri
 CASES = [
     # ---- basic_block: mistakes
     wrong("block_missing_skip", "basic_block", mistake(BLOCK, (ADD_AND_RELU, "return self.relu(out)"))),
+    wrong("block_relu_before_add", "basic_block",
+          mistake(BLOCK, (ADD_AND_RELU, "return self.relu(out) + identity"))),
     wrong("block_downsample_ignored", "basic_block",
           mistake(BLOCK, ("identity = self.downsample(x)", "identity = x"))),
     wrong("block_stride_on_both_convs", "basic_block",
@@ -90,6 +92,9 @@ CASES = [
           quiz({**KEY, "q1": "a", "q2": "a", "q3": "a", "q4": "c", "q5": "c", "q6": "a", "q7": "c",
                 "q8": "c", "q9": "a", "q10": "c"}),
           loses=["test_quiz_q01", "test_quiz_q05", "test_quiz_q08", "test_quiz_q09"]),
+    wrong("quiz_code_questions_wrong", "quiz",
+          quiz({**KEY, "q11": "b", "q12": "a", "q13": "a", "q14": "a"}),
+          loses=["test_quiz_q11", "test_quiz_q12", "test_quiz_q13", "test_quiz_q14"]),
     # ---- right answers written differently
     right("block_functional_relu_with_bias", "basic_block", '''
 class BasicBlock(nn.Module):
