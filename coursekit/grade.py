@@ -46,6 +46,7 @@ STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 STATUSES = ("graded", "timed out", "crashed", "malformed")
 SANDBOX_UID = 61000           # the kernels run as uid SANDBOX_UID + worker slot
 AST_LOCK = threading.Lock()
+KERNEL_DIED = "the kernel died (crash, exit or memory cap)"
 
 
 @dataclass
@@ -349,10 +350,10 @@ def read_result(work: Path, aid: str, student: str, log: str, timed_out: bool,
     errors = [o for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"
               for o in c.outputs if o.get("output_type") == "error"]
     names = {o.get("ename") for o in errors}
-    if "CellTimeoutError" in names or "Timeout" in log and "CellTimeoutError" in log:
+    if "CellTimeoutError" in names or "CellTimeoutError" in log:
         result.status, result.reason = "timed out", f"a cell ran past {a.cell_timeout} s"
     elif "DeadKernelError" in names or "DeadKernelError" in log or "kernel died" in log.lower():
-        result.status, result.reason = "crashed", "the kernel died (crash or memory cap)"
+        result.status, result.reason = "crashed", KERNEL_DIED
     return result
 
 
@@ -361,7 +362,7 @@ def failure(log: str, a: Assignment) -> tuple[str, str]:
     if "CellTimeoutError" in log or "timed out" in log:
         return "timed out", f"a cell ran past {a.cell_timeout} s and could not be interrupted"
     if "DeadKernelError" in log or "Kernel died" in log:
-        return "crashed", "the kernel died (crash, exit or memory cap)"
+        return "crashed", KERNEL_DIED
     lines = [line.strip() for line in log.splitlines() if "Error" in line and "|" not in line]
     return "crashed", (lines[-1][:200] if lines else "nbgrader autograde failed")
 
