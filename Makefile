@@ -18,10 +18,15 @@ export OMP_WAIT_POLICY ?= PASSIVE
 ASSIGNMENT ?=
 SUBMISSIONS ?= autograder/submissions/$(ASSIGNMENT)
 JOBS ?= $(shell nproc)
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=15
+STUDENT ?=
+DECISION ?=
+NOTE ?=
+# `make test ASSIGNMENT=id`: that assignment end to end (its notebook, its generated files, its grading).
+TEST_SCOPE := $(if $(ASSIGNMENT),source/$(ASSIGNMENT) tests -k $(ASSIGNMENT),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv release test test-fast grade bench bench-grading lock tidy clean
+.PHONY: help venv release test test-fast grade review gradescope gradescope-setup-check bench bench-grading lock tidy clean
 
 help: ## this menu
 	@echo "Course kit — targets (first run creates .venv: ~2 min)"
@@ -38,8 +43,8 @@ venv: $(VENV)/.installed ## create/refresh the pinned virtual environment (.venv
 release: venv ## compile source/ → release/ (student) and solutions/ (executed keys) with nbgrader  [~1–2 min/changed notebook]
 	$(BIN)/coursekit build
 
-test: venv ## everything CI runs: nbval on source/, freshness + integrity of release/ and solutions/, grading suite  [~20 min on 2 cores]
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: venv ## everything CI runs: nbval on source/, freshness + integrity of release/ and solutions/, grading suite; ASSIGNMENT=id for one  [~20 min on 2 cores]
+	$(BIN)/python -m pytest $(TEST_SCOPE) $(PYTEST_ARGS)
 
 test-fast: venv ## the same without executing notebooks or grading (seconds)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
@@ -47,6 +52,23 @@ test-fast: venv ## the same without executing notebooks or grading (seconds)
 grade: venv ## grade a class: make grade ASSIGNMENT=id [SUBMISSIONS=zip|dir] [JOBS=n] → autograder/results/<id>/
 	@test -n "$(ASSIGNMENT)" || (echo "usage: make grade ASSIGNMENT=<id> [SUBMISSIONS=<zip|dir>] [JOBS=n]"; exit 2)
 	$(BIN)/coursekit grade $(ASSIGNMENT) $(SUBMISSIONS) --jobs $(JOBS)
+
+review: venv ## submissions that need review: make review ASSIGNMENT=id [STUDENT=s DECISION=accept|reject NOTE=text]
+	@test -n "$(ASSIGNMENT)" || (echo "usage: make review ASSIGNMENT=<id> [STUDENT=<s> DECISION=accept|reject NOTE=<text>]"; exit 2)
+	$(BIN)/coursekit review $(ASSIGNMENT) $(STUDENT) $(if $(DECISION),--$(DECISION)) $(if $(NOTE),--note "$(NOTE)")
+
+gradescope: venv ## export a Gradescope autograder: make gradescope ASSIGNMENT=id → autograder/gradescope/<id>.zip
+	@test -n "$(ASSIGNMENT)" || (echo "usage: make gradescope ASSIGNMENT=<id>"; exit 2)
+	$(BIN)/coursekit gradescope $(ASSIGNMENT)
+
+gradescope-setup-check: gradescope ## run the zip's setup.sh in a fresh folder and venv, then grade the reference  [downloads ~5 GB]
+	rm -rf .build/gradescope && mkdir -p .build/gradescope/source .build/gradescope/submission
+	cd .build/gradescope/source && unzip -q ../../../autograder/gradescope/$(ASSIGNMENT).zip
+	AUTOGRADER_ROOT=$(abspath .build/gradescope) PYTHON=$(PYTHON) bash .build/gradescope/source/setup.sh
+	$(BIN)/python -c "import coursekit.notebooks as n, sys; s = n.read(n.load_course().assignments['$(ASSIGNMENT)'].notebook('source')); 	  n.write(n.make_submission(n.read(n.load_course().assignments['$(ASSIGNMENT)'].notebook('release')), n.reference_answers(s)), 	  n.Path('.build/gradescope/submission/$(ASSIGNMENT).ipynb'))"
+	cp .build/gradescope/source/run_autograder .build/gradescope/run_autograder
+	AUTOGRADER_ROOT=$(abspath .build/gradescope) COURSE_DATA_DIR= bash .build/gradescope/run_autograder
+	@cat .build/gradescope/results/results.json
 
 bench: venv ## run reference notebooks, print measured figures (time, device, metrics): make bench [ASSIGNMENT=id]
 	$(BIN)/coursekit bench $(ASSIGNMENT)

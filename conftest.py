@@ -12,6 +12,7 @@ if "COURSE_DATA_DIR" not in os.environ and SHARED_DATA.is_dir():
 
 # Filled by tests/test_grading.py, printed at the end of the run.
 GRADING_TABLES: list[str] = []
+CHEATING_ROWS: dict[str, tuple] = {}
 
 
 def pytest_collection_modifyitems(items):
@@ -20,7 +21,31 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
 
 
+PHASES = [("nbval: source notebooks executed", "source/"), ("grading suite", "tests/test_grading.py"),
+          ("re-grading and review", "tests/test_autograder_rerun.py"), ("Gradescope export", "tests/test_gradescope.py"),
+          ("generated notebooks fresh and leak-free", "tests/test_generated.py"), ("other tests", "")]
+
+
 def pytest_terminal_summary(terminalreporter):
+    totals = dict.fromkeys(name for name, _ in PHASES)
+    counts = dict.fromkeys(totals, 0)
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if not hasattr(report, "duration") or not hasattr(report, "nodeid"):
+                continue
+            phase = next(name for name, prefix in PHASES if report.nodeid.startswith(prefix))
+            totals[phase] = (totals[phase] or 0.0) + report.duration
+            counts[phase] += report.when == "call"
+    terminalreporter.write_sep("=", "time per phase (setup + call + teardown)")
+    for phase, seconds in totals.items():
+        if seconds is not None:
+            terminalreporter.write_line(f"{phase:<42} {counts[phase]:>4} items {seconds / 60:6.1f} min")
     for table in GRADING_TABLES:
         terminalreporter.write_sep("=", "grading suite: points per graded cell")
         terminalreporter.write_line(table)
+    if CHEATING_ROWS:
+        terminalreporter.write_sep("=", "cheating corpus: outcome per attack")
+        terminalreporter.write_line(f"{'attack':<34} {'class':<22} {'expected':<12} {'outcome':<13} score (honest bar)")
+        for name, (cls, expect, status, score, bar, top, why) in sorted(CHEATING_ROWS.items(), key=lambda r: r[1][0]):
+            terminalreporter.write_line(f"{name:<34} {cls:<22} {expect:<12} {status:<13} "
+                                        f"{score:g}/{top:g} ({bar:g})  {why}")

@@ -8,34 +8,15 @@ assignment is skipped: running `make release` twice changes nothing.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from . import REPO
+from . import REPO, nbgrader_run
 from . import notebooks as nbs
 from .config import Assignment, load_course
 
 STEPS = ("release", "solutions")
-
-
-# ---------------------------------------------------------------- running nbgrader
-def nbgrader(*args: str, cwd: Path, timeout: float | None = None,
-             env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the nbgrader CLI of this environment in `cwd` (its nbgrader_config.py applies)."""
-    bindir = Path(sys.executable).parent
-    run_env = {**os.environ, **(env or {})}
-    run_env["PATH"] = f"{bindir}{os.pathsep}{run_env.get('PATH', '')}"  # nbgrader runs alembic
-    return subprocess.run([str(bindir / "nbgrader"), *args], cwd=cwd, env=run_env, text=True,
-                          capture_output=True, timeout=timeout)
-
-
-def check_ok(proc: subprocess.CompletedProcess, what: str) -> None:
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
 
 
 # ---------------------------------------------------------------- hashing and stamps
@@ -64,11 +45,9 @@ def finish(path: Path, sha: str, keep_outputs: bool) -> None:
 def compile_assignment(assignment: Assignment, root: Path, execute: bool = True) -> None:
     """nbgrader generate_assignment + generate_solution for one assignment in course dir `root`."""
     timeout = f"--Execute.timeout={assignment.cell_timeout}"
-    check_ok(nbgrader("generate_assignment", assignment.id, "--force", cwd=root),
-             f"nbgrader generate_assignment {assignment.id}")
-    check_ok(nbgrader("generate_solution", assignment.id, "--force", timeout, cwd=root,
-                      env=None if execute else {"COURSEKIT_SKIP_EXECUTE": "1"}),
-             f"nbgrader generate_solution {assignment.id}")
+    nbgrader_run.cli("generate_assignment", assignment.id, "--force", cwd=root)
+    nbgrader_run.cli("generate_solution", assignment.id, "--force", timeout, cwd=root,
+                     env=None if execute else {"COURSEKIT_SKIP_EXECUTE": "1"})
     sha = source_sha256(assignment, root)
     finish(assignment.notebook("release", root), sha, keep_outputs=False)
     finish(assignment.notebook("solutions", root), sha, keep_outputs=execute)

@@ -30,6 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="results folder (default autograder/results/<id>)")
     p.add_argument("--jobs", type=int, help="parallel workers (default: number of cores)")
 
+    p = sub.add_parser("review", help="list the submissions that need review, or accept/reject one")
+    p.add_argument("assignment")
+    p.add_argument("student", nargs="?", help="the student to decide on (omit to list them)")
+    decision = p.add_mutually_exclusive_group()
+    decision.add_argument("--accept", action="store_true", help="the verified points count")
+    decision.add_argument("--reject", action="store_true", help="the submission scores 0")
+    p.add_argument("--note", default="", help="why (kept in reviews.json)")
+    p.add_argument("--out", type=Path, help="results folder (default autograder/results/<id>)")
+
+    p = sub.add_parser("gradescope", help="export an assignment as a Gradescope autograder zip")
+    p.add_argument("assignment")
+    p.add_argument("--out", type=Path, help="the zip (default autograder/gradescope/<id>.zip)")
+
     p = sub.add_parser("bench", help="run reference notebooks and print their measured figures")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
 
@@ -64,9 +77,20 @@ def main(argv: list[str] | None = None) -> int:
         from .bench import main as bench
         bench(args.assignments or None)
     elif args.command == "grade":
-        from .grade import grade_batch, print_summary
+        from .grading.batch import grade_batch
+        from .grading.report import print_summary
         report = grade_batch(args.assignment, args.submissions, out=args.out, jobs=args.jobs)
         print_summary(report)
+        return 3 if any(r.status == "grader error" for r in report.results.values()) else 0
+    elif args.command == "gradescope":
+        from .grading.gradescope import export
+        path = export(args.assignment, args.out)
+        print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}: upload it under "
+              f"Configure Autograder > Zip file upload (see README, Grading on Gradescope)")
+    elif args.command == "review":
+        from .grading.review import main as review
+        return review(args.assignment, args.student, "accepted" if args.accept else
+                      "rejected" if args.reject else None, args.note, args.out)
     return 0
 
 

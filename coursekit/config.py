@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -22,6 +22,7 @@ class Assignment:
     notebook_timeout: int         # seconds for a whole submission when grading
     memory_gb: float              # memory cap of a student's kernel
     max_upload_mb: int            # larger submissions are refused as malformed
+    gradescope_visibility: dict = field(default_factory=dict)   # grade_id -> Gradescope visibility
 
     def notebook(self, step: str, root: Path = REPO) -> Path:
         """Path of this assignment's notebook in `step` (source, release or solutions)."""
@@ -35,6 +36,9 @@ class Course:
     branch: str
     assignments: dict[str, Assignment]
     submission_filename: str      # regexp mapping LMS file names to student ids (zip_collect)
+    gradescope_visibility: str = "after_due_date"   # default visibility of a graded cell's result
+    data_urls: dict = field(default_factory=dict)    # data file (relative to COURSE_DATA_DIR) -> URL
+    data_sha256: dict = field(default_factory=dict)  # data file -> sha256
 
     def colab_url(self, assignment_id: str) -> str:
         """Colab link that opens the student (release) notebook from GitHub."""
@@ -48,12 +52,17 @@ def load_course(path: Path = REPO / "course.toml") -> Course:
     assignments = {
         aid: Assignment(aid, spec["title"], tuple(spec.get("colab_packages", ())),
                         int(spec.get("cell_timeout", 120)), int(spec.get("notebook_timeout", 900)),
-                        float(spec.get("memory_gb", 4)), int(spec.get("max_upload_mb", 50)))
+                        float(spec.get("memory_gb", 4)), int(spec.get("max_upload_mb", 50)),
+                        dict(spec.get("gradescope_visibility", {})))
         for aid, spec in data["assignments"].items()
     }
     course = data["course"]
+    files = data.get("data", {}).get("files", {})
     return Course(course["id"], course["github_repo"], course.get("branch", "main"), assignments,
-                  data.get("grading", {}).get("submission_filename", DEFAULT_SUBMISSION_FILENAME))
+                  data.get("grading", {}).get("submission_filename", DEFAULT_SUBMISSION_FILENAME),
+                  data.get("gradescope", {}).get("visibility", "after_due_date"),
+                  {name: spec["url"] for name, spec in files.items() if spec.get("url")},
+                  {name: spec["sha256"] for name, spec in files.items() if spec.get("sha256")})
 
 
 # ".../<student>_<notebook>.ipynb", e.g. jdoe_resnet_blocks.ipynb (matched against the whole path)

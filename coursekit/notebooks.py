@@ -28,11 +28,16 @@ def read(path: Path) -> NotebookNode:
     return nbformat.read(path, as_version=4)
 
 
-def write(nb: NotebookNode, path: Path) -> None:
-    """Write deterministically (sorted keys, indent 1, trailing newline) so diffs stay small."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def writes(nb: NotebookNode) -> str:
+    """The notebook as stored: deterministic (sorted keys, indent 1, trailing newline)."""
     text = nbformat.writes(nb, version=4)
-    path.write_text(text if text.endswith("\n") else text + "\n")
+    return text if text.endswith("\n") else text + "\n"
+
+
+def write(nb: NotebookNode, path: Path) -> None:
+    """Write deterministically so diffs stay small."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(writes(nb))
 
 
 # ---------------------------------------------------------------- nbgrader metadata

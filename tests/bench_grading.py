@@ -10,8 +10,8 @@ from pathlib import Path
 
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
-from coursekit.grade import grade_batch
-from coursekit.sandbox import capabilities
+from coursekit.grading.batch import grade_batch
+from coursekit.grading.sandbox import capabilities
 from tests.submissions import hostile
 
 COPIES = int(os.environ.get("BENCH_COPIES", 40))

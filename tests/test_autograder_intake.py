@@ -8,14 +8,17 @@ import pytest
 
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
-from coursekit.grade import collect_zip, course_dir, find_submissions, precheck, repair, tampering
+from coursekit.grading import codescan
+from coursekit.grading.batch import kernel_course, static_review
+from coursekit.grading.intake import collect_zip, find_submissions, precheck
+from coursekit.grading.repair import repair
 
 A = load_course().assignments["resnet_blocks"]
 RELEASE, SOURCE = nbs.read(A.notebook("release")), nbs.read(A.notebook("source"))
 
 
 def test_lms_zip_maps_file_names_to_students_and_reports_the_rest(tmp_path):
-    course = course_dir(tmp_path / "course", A.id)
+    course = kernel_course(tmp_path / "course", A.id, SOURCE)
     archive = tmp_path / "export.zip"
     text = nbformat.writes(RELEASE)
     with zipfile.ZipFile(archive, "w") as z:
@@ -75,20 +78,11 @@ def test_repair_restores_metadata_duplicates_and_deleted_tests():
 
 @pytest.mark.parametrize("aid", list(load_course().assignments))
 def test_reference_answers_are_not_flagged(aid):
-    """Methods (`__init__`, `forward`) that both a check's helper class and the student's class
-    define are no redefinition; the reference and the untouched release carry no flag."""
+    """The static review finds nothing in the reference answers or the untouched release."""
     a = load_course().assignments[aid]
     release, source = nbs.read(a.notebook("release")), nbs.read(a.notebook("source"))
-    assert tampering(nbs.make_submission(release, nbs.reference_answers(source)), source) == []
-    assert tampering(release, source) == []
-
-
-def test_tampering_is_flagged_but_honest_code_is_not():
-    patched = nbs.make_submission(RELEASE, {"residual_block": "import torch\ntorch.allclose = print\n"
-                                            "setattr(np, 'isclose', print)\ndef check_block_shape(): pass"})
-    flags = tampering(patched, SOURCE)
-    assert "assigns torch.allclose" in flags and "calls setattr on np" in flags
-    assert any("check_block_shape" in f for f in flags)
-    nested = nbs.make_submission(RELEASE, {"residual_block": "if True:\n    def check_block_shape(): pass\n"
-                                           "class Block:\n    def check_block_shape(self): pass"})
-    assert tampering(nested, SOURCE) == ["redefines check_block_shape, which the checks use"]
+    libraries = codescan.library_names([c.source for c in source.cells if not nbs.is_solution(c)])
+    for nb in (nbs.make_submission(release, nbs.reference_answers(source)), release):
+        for cell in nb.cells:
+            if cell.cell_type == "code" and nbs.is_solution(cell):
+                assert codescan.scan(cell.source, libraries) == [], cell.id

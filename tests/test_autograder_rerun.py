@@ -6,7 +6,7 @@ import pytest
 
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
-from coursekit.grade import grade_batch
+from coursekit.grading.batch import grade_batch
 
 pytestmark = pytest.mark.slow
 

@@ -1,11 +1,12 @@
-"""The grading suite: each assignment's submissions autograded through nbgrader, in parallel and
-sandboxed, exactly as `make grade` does it.
+"""The grading suite: each assignment's submissions graded exactly as `make grade` does it (nbgrader
+autograde in the sandboxed kernel, then the verification run), in parallel.
 
-Reference → full marks; untouched release → 0 on every autograded cell; each wrong answer loses
-points on its own cell's tests and keeps every other cell's; right answers written differently
-keep full marks; hostile and broken submissions (tests/submissions/hostile.py) get their expected
-status, change nothing outside their working copy and leave everyone else's grade as expected.
-No feedback file shows hidden-test source.
+Reference → full marks, graded, no flag; untouched release → 0 on every autograded cell; each wrong
+answer loses points on its own cell's tests and keeps every other cell's, with no flag; right
+answers written differently keep full marks, with no flag; hostile and broken submissions
+(tests/submissions/hostile.py) get their expected status and change nothing outside their working
+copy; every attack of the cheating corpus (tests/submissions/cheating.py) is marked needs review or
+earns no more than the honest code under it. No feedback file shows a hidden-test line.
 """
 
 import hashlib
@@ -18,13 +19,14 @@ from contextlib import redirect_stdout
 import nbformat
 import pytest
 
-from conftest import GRADING_TABLES
+from conftest import CHEATING_ROWS, GRADING_TABLES
 from coursekit import REPO
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
-from coursekit.grade import STATUSES, grade_batch, print_summary
-from coursekit.sandbox import capabilities
-from tests.submissions import (hostile, pneumonia_training, resnet_blocks, resnet_from_scratch,
+from coursekit.grading.batch import grade_batch
+from coursekit.grading.report import STATUSES, print_summary
+from coursekit.grading.sandbox import capabilities
+from tests.submissions import (cheating, hostile, pneumonia_training, resnet_blocks, resnet_from_scratch,
                                unet_segmentation)
 
 pytestmark = pytest.mark.slow
@@ -83,13 +85,18 @@ def graded(aid, tmp_path_factory, stop_after=None):
                 nbs.write(nb, folder / f"{case.name}.ipynb")
         for case in hostile_cases:
             (folder / f"{case.name}.ipynb").write_bytes(case.build(release, reference))
+        bars, attacks = cheating.cases(aid, stop_after)
+        for bar in bars:
+            (folder / f"{bar.name}.ipynb").write_bytes(bar.build(reference, release))
+        for attack in attacks:
+            (folder / f"{attack.name}.ipynb").write_bytes(cheating.build(attack, reference, release))
         source_path = None
         if stop_after is not None:
             source_path = tmp / f"{aid}.ipynb"
             nbs.write(source, source_path)
         before = repo_fingerprint()
         report = grade_batch(aid, folder, out=tmp / "results", work=tmp / "work", source=source_path,
-                             limits=hostile.LIMITS if hostile_cases else None)
+                             limits=hostile.LIMITS if hostile_cases or attacks else None)
         summary = io.StringIO()
         with redirect_stdout(summary):
             print_summary(report)
@@ -129,15 +136,15 @@ def table(report):
 def test_reference_gets_full_marks(aid, tmp_path_factory):
     report = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))["report"]
     ref = report.results["reference"]
-    assert ref.status == "graded" and ref.score == ref.max_score > 0, table(report)
-    assert not ref.reason, f"the reference was repaired or flagged: {ref.reason}"
+    assert ref.status == "graded" and ref.score == ref.max_score > 0, (ref.reason, ref.review, table(report))
+    assert not ref.reason and not ref.review, f"the reference was repaired or flagged: {ref.reason} {ref.review}"
 
 
 @pytest.mark.parametrize("aid", list(CASES))
 def test_untouched_release_gets_zero(aid, tmp_path_factory):
     report = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))["report"]
     untouched = report.results["untouched"]
-    assert untouched.status == "graded" and untouched.score == 0, table(report)
+    assert untouched.status == "graded" and untouched.score == 0, (untouched.review, table(report))
 
 
 @pytest.mark.parametrize("aid,case", [(aid, c) for aid, cases in CASES.items() for c in cases],
@@ -146,7 +153,7 @@ def test_fixture_scores_as_expected(aid, case, tmp_path_factory):
     run = graded(aid, tmp_path_factory, case.stop_after)
     report = run["report"]
     result = report.results[case.name]
-    assert result.status == "graded" and "flagged" not in result.reason, result.reason
+    assert result.status == "graded" and not result.review, (result.status, result.reason, result.review)
     for cell, (score, maximum) in cell_totals(report, case.name, run["source"]).items():
         if cell == case.cell and not case.right:
             assert score < maximum, f"{case.name} should lose points on {cell}\n{table(report)}"
@@ -162,14 +169,36 @@ def test_fixture_scores_as_expected(aid, case, tmp_path_factory):
 def test_hostile_submission_is_contained(aid, case, tmp_path_factory):
     run = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))
     result = run["report"].results[case.name]
-    assert result.status == case.expect, f"{case.name}: {result.status} ({result.reason})"
+    reason = "; ".join([result.reason, *result.review])
+    assert result.status == case.expect, f"{case.name}: {result.status} ({reason})"
     if case.reason:
-        assert case.reason in result.reason, f"{case.name}: reason was {result.reason!r}"
+        assert case.reason in reason, f"{case.name}: reason was {reason!r}"
     if case.name in hostile.FULL_MARKS:
-        assert result.score == result.max_score, f"{case.name}: {result.score}/{result.max_score}"
+        assert result.score == result.max_score, f"{case.name}: {result.score}/{result.max_score} {result.review}"
     if case.evidence:
         executed = run["work"] / "course" / "autograded" / case.name / aid / f"{aid}.ipynb"
         assert case.evidence in executed.read_text(), f"{case.name}: no {case.evidence!r} in its output"
+
+
+ATTACKS = [(a.assignment, a) for a in cheating.ATTACKS]
+
+
+@pytest.mark.parametrize("aid,attack", ATTACKS, ids=lambda v: getattr(v, "name", v))
+def test_cheating_earns_nothing(aid, attack, tmp_path_factory):
+    """Marked needs review, or no more points than the honest code under the attack (graded)."""
+    run = graded(aid, tmp_path_factory, attack.stop_after)
+    result, bar = run["report"].results[attack.name], run["report"].results[attack.honest]
+    CHEATING_ROWS[attack.name] = (attack.cls, attack.expect, result.status, result.score, bar.score,
+                                  result.max_score, "; ".join(result.review)[:90])
+    assert bar.status == "graded" and not bar.review, f"the honest bar {bar.name}: {bar.status} {bar.review}"
+    if attack.expect == cheating.REVIEW:
+        assert result.status == "needs review", f"{attack.name}: {result.status}, {result.score}/{result.max_score}"
+    else:
+        assert result.status == "graded" and not result.review, f"{attack.name}: {result.status} {result.review}"
+        assert result.score <= bar.score, f"{attack.name}: {result.score} > honest {bar.score}"
+    assert result.score <= bar.score or result.status == "needs review"
+
+
 
 
 @pytest.mark.parametrize("aid", list(HOSTILE))
@@ -205,3 +234,6 @@ def test_feedback_never_shows_hidden_tests(aid, tmp_path_factory):
         assert any(line in text for line in visible), f"{path.name}: visible tests not found, check the method"
         leaked = [line for line in hidden if line in text]
         assert not leaked, f"{path.name} shows hidden test lines: {leaked[:3]}"
+    for name, result in report.results.items():
+        messages = " ".join(c.get("message", "") for c in result.checks.values())
+        assert not [line for line in hidden if line in messages], f"{name}: a verification message quotes a hidden test"

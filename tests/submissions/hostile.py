@@ -32,6 +32,7 @@ class Hostile:
     evidence: str | None = None                  # text its executed output must show
     reason: str | None = None                    # text its status reason must contain
     needs: str | None = None                     # sandbox capability it relies on ("namespaces", "cgroup")
+    full_marks: bool = False                     # contained, so the reference code under it scores in full
 
 
 def answer(code: str) -> Callable[[dict, dict], bytes]:
@@ -109,19 +110,20 @@ BOMB_BYTES = min(2 * int(LIMITS["memory_gb"] * 2**30), 8 * 2**30)   # twice the 
 
 CASES = [
     Hostile("hostile_infinite_loop", "timed out", answer("while True:\n    pass")),
-    Hostile("hostile_ignores_interrupt", "timed out", answer(
-        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")),
-    Hostile("hostile_sys_exit", "graded", answer("import sys\nsys.exit(3)")),
+    Hostile("hostile_ignores_interrupt", "needs review", answer(
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"),
+        reason="imports signal"),
+    Hostile("hostile_sys_exit", "needs review", answer("import sys\nsys.exit(3)"), reason="sys.exit"),
     Hostile("hostile_raise_systemexit", "graded", answer("raise SystemExit(1)")),
-    Hostile("hostile_os_exit", "crashed", answer("import os\nos._exit(1)")),
-    Hostile("hostile_segfault", "crashed", answer("import ctypes\nctypes.string_at(0)")),
+    Hostile("hostile_os_exit", "needs review", answer("import os\nos._exit(1)"), reason="os._exit"),
+    Hostile("hostile_segfault", "needs review", answer("import ctypes\nctypes.string_at(0)"), reason="ctypes"),
     Hostile("hostile_memory_bomb", "crashed", answer(
         f"import numpy as np\nhog = np.ones({BOMB_BYTES}, dtype=np.uint8)"), needs="cgroup"),
-    Hostile("hostile_process_spray", "graded", answer(
+    Hostile("hostile_process_spray", "needs review", answer(
         "import subprocess\n"
         f"sleepers = [subprocess.Popen({list(SPRAY)!r}) for _ in range(50)]\n"
-        f"escapee = subprocess.Popen(['setsid', 'sleep', '4243'])")),
-    Hostile("hostile_network", "graded", answer(
+        f"escapee = subprocess.Popen(['setsid', 'sleep', '4243'])"), reason="subprocess"),
+    Hostile("hostile_network", "needs review", answer(
         "import urllib.request\n"
         "try:\n"
         "    urllib.request.urlopen('https://pypi.org/simple/', timeout=5)\n"
@@ -135,46 +137,55 @@ CASES = [
         "        open(target, 'w').write('pwned')\n"
         "        print('WROTE', target)\n"
         "    except OSError as err:\n"
-        "        print('WRITE BLOCKED', type(err).__name__)"), needs="namespaces"),
+        "        print('WRITE BLOCKED', type(err).__name__)"), needs="namespaces", full_marks=True),
     Hostile("hostile_deletes_course", "graded", answer(
         "import os, shutil\n"
-        f"for tree in [{str(REPO / 'source')!r}, '../../../source', '../../../gradebook.db',\n"
-        f"             {str(REPO / 'nbgrader_config.py')!r}, '../../../nbgrader_config.py']:\n"
+        f"for tree in [{str(REPO / 'source')!r}, '../../../source', '../../../gradebook.db', '../gradebook.db',\n"
+        f"             {str(REPO / 'nbgrader_config.py')!r}, '../../../nbgrader_config.py', '../autograded']:\n"
         "    try:\n"
         "        shutil.rmtree(tree) if os.path.isdir(tree) else os.remove(tree)\n"
         "        print('DELETED', tree)\n"
         "    except OSError as err:\n"
-        "        print('DELETE BLOCKED', type(err).__name__)"), needs="namespaces"),
+        "        print('DELETE BLOCKED', type(err).__name__)"), needs="namespaces", full_marks=True),
     Hostile("hostile_overwrites_gradebook", "graded", answer(
-        f"for db in ['../../../gradebook.db', {str(REPO / 'gradebook.db')!r},\n"
+        f"for db in ['../../../gradebook.db', '../gradebook.db', {str(REPO / 'gradebook.db')!r},\n"
         f"           {str(REPO / 'autograder' / 'work' / 'resnet_blocks' / 'course' / 'gradebook.db')!r}]:\n"
         "    try:\n"
         "        open(db, 'wb').write(b'not a database')\n"
         "        print('OVERWROTE', db)\n"
         "    except OSError as err:\n"
-        "        print('OVERWRITE BLOCKED', type(err).__name__)"), needs="namespaces"),
+        "        print('OVERWRITE BLOCKED', type(err).__name__)"), needs="namespaces", full_marks=True),
+    Hostile("hostile_symlinks_grader_output", "graded", answer(
+        "import os\n"
+        "for name in ['coursekit_artefacts', 'resnet_blocks.ipynb', '../autograded/x']:\n"
+        "    try:\n"
+        f"        os.symlink({str(REPO / 'source' / 'resnet_blocks' / 'resnet_blocks.ipynb')!r}, name)\n"
+        "    except OSError as err:\n"
+        "        print('SYMLINK FAILED', type(err).__name__)"), needs="namespaces", full_marks=True),
     Hostile("hostile_reads_hidden_tests", "graded", answer(
         "leaked = []\n"
         f"for path in [{str(REPO / 'source' / 'resnet_blocks' / 'resnet_blocks.ipynb')!r},\n"
-        "             '../../../source/resnet_blocks/resnet_blocks.ipynb', '../../../gradebook.db']:\n"
+        "             '../../../source/resnet_blocks/resnet_blocks.ipynb', '../source/resnet_blocks/resnet_blocks.ipynb',\n"
+        "             '../../../gradebook.db', '../gradebook.db']:\n"
         "    try:\n"
         "        leaked.append(open(path, 'rb').read())\n"
         "    except OSError:\n"
         "        pass\n"
         "print('HIDDEN TESTS LEAKED' if any(b'HIDDEN' in x for x in leaked) else 'HIDDEN TESTS UNREADABLE')"),
-        evidence="HIDDEN TESTS UNREADABLE", needs="namespaces"),
-    Hostile("hostile_monkeypatches_torch", "graded", answer(
+        evidence="HIDDEN TESTS UNREADABLE", needs="namespaces", full_marks=True),
+    Hostile("hostile_monkeypatches_torch", "needs review", answer(
         "torch.allclose = lambda *args, **kwargs: True"), reason="assigns torch.allclose"),
     Hostile("hostile_redefines_checks", "graded", answer(
-        "def check_block_shape(*args, **kwargs):\n    return None"), reason="redefines check_block_shape"),
+        "def check_block_shape(*args, **kwargs):\n    return None"), full_marks=True),
     Hostile("broken_deleted_test_cell", "graded", notebook(_delete("test_residual_block_behaviour")),
-            reason="restored"),
-    Hostile("broken_duplicated_answer", "graded", notebook(_duplicate("residual_block")), reason="copy"),
-    Hostile("broken_reordered_cells", "graded", notebook(_reorder)),
+            reason="restored", full_marks=True),
+    Hostile("broken_duplicated_answer", "graded", notebook(_duplicate("residual_block")), reason="copy",
+            full_marks=True),
+    Hostile("broken_reordered_cells", "graded", notebook(_reorder), full_marks=True),
     Hostile("broken_retyped_answer", "graded", notebook(_retype)),
-    Hostile("broken_edited_locked_test", "graded", notebook(_edit_test)),
-    Hostile("broken_cleared_metadata", "graded", notebook(_clear_metadata), reason="restored"),
-    Hostile("broken_wrong_kernel", "graded", notebook(_kernel)),
+    Hostile("broken_edited_locked_test", "graded", notebook(_edit_test), full_marks=True),
+    Hostile("broken_cleared_metadata", "graded", notebook(_clear_metadata), reason="restored", full_marks=True),
+    Hostile("broken_wrong_kernel", "graded", notebook(_kernel), full_marks=True),
     Hostile("broken_invalid_json", "malformed", raw(b'{"cells": [ this is not json')),
     Hostile("broken_empty_file", "malformed", raw(b"")),
     Hostile("broken_huge_output", "malformed", notebook(_huge_output), reason="too large"),
@@ -182,10 +193,9 @@ CASES = [
 ]
 
 # Full marks expected: the attack was contained (or the damage repaired) and the reference ran.
-FULL_MARKS = {c.name for c in CASES if c.expect == "graded"} - {
-    "hostile_sys_exit", "hostile_raise_systemexit"}   # these stop their answer cell early
+FULL_MARKS = {c.name for c in CASES if c.full_marks}
 
 
-def available(capabilities: dict) -> list[Hostile]:
+def available(capabilities) -> list[Hostile]:
     """The cases this machine can contain: destructive ones only run inside the sandbox."""
-    return [c for c in CASES if c.needs is None or capabilities.get(c.needs)]
+    return [c for c in CASES if c.needs is None or getattr(capabilities, c.needs)]

