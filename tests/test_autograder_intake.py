@@ -17,6 +17,7 @@ A = load_course().assignments["resnet_blocks"]
 RELEASE, SOURCE = nbs.read(A.notebook("release")), nbs.read(A.notebook("source"))
 
 
+@pytest.mark.slow                       # runs nbgrader generate_assignment and zip_collect
 def test_lms_zip_maps_file_names_to_students_and_reports_the_rest(tmp_path):
     course = kernel_course(tmp_path / "course", A.id, SOURCE)
     archive = tmp_path / "export.zip"

@@ -1,4 +1,5 @@
-"""Re-running a batch is idempotent, and a re-submission replaces the student's old grade."""
+"""Re-running a batch is idempotent, a re-submission replaces the student's old grade, and a
+submission that needs review stays out of grades.csv until an instructor accepts or rejects it."""
 
 import csv
 
@@ -6,25 +7,47 @@ import pytest
 
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
+from coursekit.grading import review
 from coursekit.grading.batch import grade_batch
 
 pytestmark = pytest.mark.slow
 
 
-def rows(report):
-    with (report.out / "grades.csv").open() as f:
-        return [(r["student_id"], float(r["score"])) for r in csv.DictReader(f)]
+def rows(out):
+    with (out / "grades.csv").open() as f:
+        return {r["student_id"]: (r["score"], r["review"]) for r in csv.DictReader(f)}
 
 
-def test_rerun_is_idempotent_and_resubmission_replaces(tmp_path):
+def statuses(out):
+    with (out / "status.csv").open() as f:
+        return {r["student"]: r["status"] for r in csv.DictReader(f)}
+
+
+def test_rerun_resubmission_and_review(tmp_path):
     a = load_course().assignments["resnet_blocks"]
     release, source = nbs.read(a.notebook("release")), nbs.read(a.notebook("source"))
+    reference = nbs.reference_answers(source)
     first, second = tmp_path / "first", tmp_path / "second"
-    nbs.write(nbs.make_submission(release, nbs.reference_answers(source)), first / "alice.ipynb")
+    nbs.write(nbs.make_submission(release, reference), first / "alice.ipynb")
+    patched = "torch.allclose = lambda *args, **kwargs: True\n" + reference["residual_block"]
+    nbs.write(nbs.make_submission(release, {**reference, "residual_block": patched}), first / "bob.ipynb")
     nbs.write(release, second / "alice.ipynb")          # alice re-submits an empty notebook
     work, out = tmp_path / "work", tmp_path / "out"
 
-    graded = rows(grade_batch(a.id, first, out=out, work=work, jobs=1))
-    again = rows(grade_batch(a.id, first, out=out, work=work, jobs=1))
-    assert graded == again == [("alice", 12.0)]
-    assert rows(grade_batch(a.id, second, out=out, work=work, jobs=1)) == [("alice", 0.0)]
+    grade_batch(a.id, first, out=out, work=work, jobs=1)
+    graded = rows(out)
+    assert graded == {"alice": ("12.0", ""), "bob": ("", "pending")}, graded
+    assert statuses(out)["bob"] == "needs review"
+    assert "Under review" in (out / "feedback" / "bob.html").read_text()
+
+    grade_batch(a.id, first, out=out, work=work, jobs=1)
+    assert rows(out) == graded                         # idempotent
+
+    assert review.main(a.id, "bob", "accepted", "looked at it: harmless", out=out, work=work) == 0
+    assert rows(out)["bob"] == ("12.0", "accepted") and statuses(out)["bob"] == "review accepted"
+    assert "Reviewed and accepted" in (out / "feedback" / "bob.html").read_text()
+    assert review.main(a.id, "bob", "rejected", out=out, work=work) == 0
+    assert rows(out)["bob"] == ("0.0", "rejected")
+
+    grade_batch(a.id, second, out=out, work=work, jobs=1)
+    assert rows(out)["alice"] == ("0.0", "")           # the re-submission replaced the grade

@@ -19,6 +19,7 @@ def notebooks(aid):
     return nbs.read(a.notebook("source")), nbs.read(a.notebook("release")), nbs.read(a.notebook("solutions"))
 
 
+@pytest.mark.slow                       # compiles each assignment with nbgrader (seconds each)
 @pytest.mark.parametrize("aid", IDS)
 def test_generated_notebooks_are_fresh(aid):
     problems = staleness(COURSE.assignments[aid])

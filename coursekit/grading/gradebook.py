@@ -15,7 +15,11 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import ExportPlugin
+from sqlalchemy.exc import SAWarning
 from traitlets import Unicode
+
+# nbgrader's own submission bookkeeping warns about SQLAlchemy sessions on every re-grade
+warnings.filterwarnings("ignore", category=SAWarning)
 
 REVIEWS = "reviews.json"
 DECISIONS = ("pending", "accepted", "rejected")
@@ -39,9 +43,6 @@ def record_points(work: Path, aid: str, student: str, points: dict[str, float]) 
 def merge(course: Path, work: Path, aid: str, student: str) -> None:
     """Copy one working copy's grades into the master gradebook (replacing any earlier submission
     of that student) and its autograded notebook into the master course."""
-    from sqlalchemy.exc import SAWarning
-
-    warnings.filterwarnings("ignore", category=SAWarning)   # nbgrader's own add_submission warns
     with Gradebook(db(course)) as master, Gradebook(db(work)) as worker:
         master.update_or_create_student(student)
         try:

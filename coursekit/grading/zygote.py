@@ -73,6 +73,9 @@ def receive(sock: socket.socket) -> tuple[dict | None, list[int]]:
 def serve(socket_path: str, modules: list[str]) -> None:
     for var in sandbox.THREAD_VARS:       # no thread pools may exist when we fork
         os.environ[var] = "1"
+    # OpenMP reads this once, at load: threads that spin while they wait make every sandbox that
+    # shares the cores with another (parallel workers, the other sandbox) many times slower.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     failed = []
     for name in modules:
         try:

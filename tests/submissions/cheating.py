@@ -29,8 +29,8 @@ class Attack:
     expect: str                  # REVIEW: must be marked needs review; NO_GAIN: graded, ≤ the honest score
     assignment: str = "resnet_blocks"
     cell: str = "residual_block"
-    stop_after: str | None = None
-    honest: str = "honest_base"  # the honest submission whose score is the bar (HONEST)
+    stop_after: str | None = "test_residual_block_behaviour"   # graded up to here (saves time)
+    honest: str = "honest_block"  # the honest submission whose score is the bar (HONEST)
     suffix: str = ""             # put at the end of the attacked cell
 
 
@@ -41,6 +41,13 @@ class Honest:
     stop_after: str | None
 
     def answers(self, reference: dict, release) -> dict:
+        present = nbs.cells_by_grade_id(release)
+        return {gid: code for gid, code in self._answers(reference, release).items() if gid in present}
+
+    def _answers(self, reference: dict, release) -> dict:
+        if self.name == "honest_block":        # no skip connection
+            return {**reference, "residual_block": mistake(
+                reference["residual_block"], ("return F.relu(out + self.shortcut(x))", "return F.relu(out)"))}
         if self.name == "honest_base":         # no skip connection, adapt_resnet18 left as the stub
             stub = nbs.cells_by_grade_id(release)["adapt_resnet18"].source
             return {**reference, "adapt_resnet18": stub, "residual_block": mistake(
@@ -143,23 +150,25 @@ class _FakeModels:
     resnet18 = staticmethod(lambda **kwargs: object())
 class _FakeTorchvision:
     models = _FakeModels()
-torchvision = _FakeTorchvision()''', NO_GAIN, cell="adapt_resnet18"),
+torchvision = _FakeTorchvision()''', NO_GAIN, cell="adapt_resnet18", stop_after=None, honest="honest_base"),
     Attack("shadow_nn", "helper shadowing", '''
 class _Anything:
     def __getattr__(self, name):
         return object
-nn = _Anything()''', NO_GAIN, cell="adapt_resnet18"),
+nn = _Anything()''', NO_GAIN, cell="adapt_resnet18", stop_after=None, honest="honest_base"),
     Attack("shadow_roc_auc_score", "helper shadowing", '''
 def roc_auc_score(labels, scores):
     """Always agree with the hard-label AUC the evaluate below computes."""
     from sklearn import metrics
     return metrics.roc_auc_score(labels, np.asarray(scores) > 0.5)''', NO_GAIN,
-           assignment="pneumonia_training", cell="evaluate", stop_after=PNEU_EVAL, honest="honest_evaluate"),
+           assignment="pneumonia_training", cell="evaluate", stop_after=PNEU_EVAL,
+           honest="honest_evaluate"),
     Attack("shadow_device_and_tracker", "helper shadowing", '''
 device = torch.device("cpu")
 TrackedBatch = type("TrackedBatch", (), {"moves": ["cpu"] * 1000})
 roc_auc_score = lambda labels, scores: 1.0''', NO_GAIN,
-           assignment="pneumonia_training", cell="evaluate", stop_after=PNEU_EVAL, honest="honest_evaluate"),
+           assignment="pneumonia_training", cell="evaluate", stop_after=PNEU_EVAL,
+           honest="honest_evaluate"),
     Attack("shadow_test_loader", "helper shadowing", '''
 # After training for one epoch, hand the checks a test split the model cannot get wrong.
 def _easy_split(model):
@@ -167,7 +176,7 @@ def _easy_split(model):
     with torch.no_grad():
         y = model.eval()(x).argmax(dim=1)
     return DataLoader(TensorDataset(x, y), batch_size=128)''', NO_GAIN,
-           assignment="pneumonia_training", cell="train_resnet", honest="honest_one_epoch",
+           assignment="pneumonia_training", cell="train_resnet", honest="honest_one_epoch", stop_after=None,
            suffix="test_loader = val_loader = _easy_split(resnet)"),
     # ---- output forgery
     Attack("forge_tensor_subclass", "output forgery", '''
@@ -241,6 +250,7 @@ for pattern in ["../*", "../../*", "../../../*", "../../../source/*/*.ipynb", "/
             pass''', NO_GAIN),
 ]
 
-HONEST = {h.name: h for h in [Honest("honest_base", "resnet_blocks", None),
+HONEST = {h.name: h for h in [Honest("honest_block", "resnet_blocks", "test_residual_block_behaviour"),
+                              Honest("honest_base", "resnet_blocks", None),
                               Honest("honest_evaluate", "pneumonia_training", PNEU_EVAL),
                               Honest("honest_one_epoch", "pneumonia_training", None)]}

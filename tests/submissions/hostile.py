@@ -18,7 +18,7 @@ from coursekit import REPO
 from coursekit import notebooks as nbs
 
 # Limits the grading suite grades with (short, so the corpus runs in minutes).
-LIMITS = {"cell_timeout": 20, "notebook_timeout": 150, "memory_gb": 2}
+LIMITS = {"cell_timeout": 10, "notebook_timeout": 90, "memory_gb": 2}
 HOST_TRACES = [REPO / "PWNED", Path.home() / "PWNED", Path("/tmp/coursekit-pwned"),
                Path("/var/tmp/coursekit-pwned")]
 SPRAY = ("sleep", "4242")
