@@ -26,7 +26,7 @@ NOTE ?=
 TEST_SCOPE := $(if $(ASSIGNMENT),source/$(ASSIGNMENT) tests -k $(ASSIGNMENT),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv release test test-fast grade review gradescope gradescope-setup-check bench bench-grading lock tidy clean
+.PHONY: help venv release test test-fast grade review gradescope gradescope-setup-check bench bench-grading publish-data lock tidy clean
 
 help: ## this menu
 	@echo "Course kit — targets (first run creates .venv: ~2 min)"
@@ -75,6 +75,9 @@ bench: venv ## run reference notebooks, print measured figures (time, device, me
 
 bench-grading: venv ## grading throughput: 40 reference copies + hostile corpus, JOBS=1 vs 2  [~16 min]
 	$(BIN)/python -m tests.bench_grading 1 2
+
+publish-data: venv ## print the lung file's sha256 and the exact step that publishes it for Colab (course.toml [data.*])
+	$(BIN)/coursekit publish-data
 
 tidy: venv ## normalise source notebooks (clear outputs, sync generated setup cells)
 	$(BIN)/coursekit tidy

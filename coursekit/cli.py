@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("gradescope", help="export an assignment as a Gradescope autograder zip")
     p.add_argument("assignment")
     p.add_argument("--out", type=Path, help="the zip (default autograder/gradescope/<id>.zip)")
+    p = sub.add_parser("publish-data", help="print each course data file's sha256 and the exact step that "
+                                            "publishes it for Colab (course.toml [data.*])")
+    p.add_argument("names", nargs="*", help="data names (default: all)")
 
     p = sub.add_parser("bench", help="run reference notebooks and print their measured figures")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
@@ -73,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         verb = "needs tidying" if args.check else "tidied"
         print("\n".join(f"{verb}: {p}" for p in untidy) or "source notebooks are tidy")
         return 1 if (args.check and untidy) else 0
+    elif args.command == "publish-data":
+        from .data import publish_instructions
+        text, ok = publish_instructions(args.names or None)
+        print(text)
+        return 0 if ok else 1
     elif args.command == "bench":
         from .bench import main as bench
         bench(args.assignments or None)

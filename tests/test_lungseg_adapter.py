@@ -1,6 +1,7 @@
 """unet_segmentation's data loader (its notebook cell `lung_data_loader`, run here with the setup cell).
 
-The staged lungseg_128.npz is read as it is. Without it, the notebook turns MedSegBench's
+The staged lungseg_128.npz is read as it is. Without it, the notebook downloads the course's
+published copy (tests/test_lungseg_download.py); when that is impossible, it turns MedSegBench's
 COVID-19 Radiography file into arrays of the same form. That file (21,165 X-rays) is not
 downloaded here: the tests write a small file in MedSegBench's own format (`{split}_images`,
 `{split}_label`, uint8, labels 0/1) under the name MedSegBench looks for, and read it with
@@ -10,6 +11,7 @@ and a test below pins that down, so nothing in MedSegBench is patched.
 """
 
 import os
+import socket
 
 import numpy as np
 import pytest
@@ -28,13 +30,20 @@ def home_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
 
 
-def loader_namespace(data_dir, monkeypatch, split_sizes=None):
-    """The setup cell and the loader cell, executed with COURSE_DATA_DIR=data_dir."""
+def loader_namespace(data_dir, monkeypatch, split_sizes=None, offline=True):
+    """The setup cell and the loader cell, executed with COURSE_DATA_DIR=data_dir. With `offline`,
+    the course file's download URL points at a closed port on 127.0.0.1 (refused at once: "cannot
+    be downloaded"), so these tests never reach the network; tests/test_lungseg_download.py serves
+    the file locally."""
     monkeypatch.setenv("COURSE_DATA_DIR", str(data_dir))
     namespace = {}
     exec(nbs.setup_source(ASSIGNMENT), namespace)
     cell = nbs.cells_by_grade_id(nbs.read(ASSIGNMENT.notebook("source")))["lung_data_loader"]
     exec(cell.source, namespace)
+    if offline:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            namespace["LUNGSEG_URL"] = f"http://127.0.0.1:{s.getsockname()[1]}/lungseg_128.npz"
     if split_sizes is not None:
         namespace["SPLIT_SIZES"].clear()
         namespace["SPLIT_SIZES"].update(split_sizes)

@@ -59,6 +59,6 @@ def test_graded_cells_match_the_spec(aid):
     expected = {"resnet_blocks": {"residual_block", "adapt_resnet18"},
                 "pneumonia_training": {"train_one_epoch", "evaluate", "train_resnet"},
                 "resnet_from_scratch": {"basic_block", "make_layer", "fixed_block", "fixed_block_bugs", "quiz"},
-                "unet_segmentation": {"double_conv", "unet", "dice_coefficient", "train_unet"}}
+                "unet_segmentation": {"double_conv", "unet", "resnet_unet", "dice_coefficient", "train_unet"}}
     nb = source(aid)
     assert {nbs.grade_id(c) for c in nb.cells if nbs.is_solution(c)} == expected[aid]

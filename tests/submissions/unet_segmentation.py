@@ -1,9 +1,14 @@
-"""unet_segmentation: wrong and right answers for `double_conv`, `unet`, `dice_coefficient`, `train_unet`.
+"""unet_segmentation: wrong and right answers for `double_conv`, `unet`, `resnet_unet`,
+`dice_coefficient` and `train_unet`.
 
-Every answer is checked before the long training cell, so each fixture grades only the notebook up
-to its cell's last test (`stop_after`): seconds, not a training run. The one exception,
-`train_no_zero_grad`, passes every check before training and must fail the trained model's Dice
-floor, so it runs the whole notebook.
+Every answer is checked before the training cells, so each fixture grades only the notebook up
+to its cells' last test (`stop_after`): seconds, not a training run. `unet`, `resnet_unet` and
+`dice_coefficient` share one prefix (up to the last Dice test): none of them is used by another's
+tests, so a mistake in one cannot cost points elsewhere, and one batch grades them all.
+`double_conv` stops at its own tests: both U-Nets are built from `DoubleConv`. The one fixture
+that needs training, `train_no_zero_grad`, passes every check before training and must fail the
+trained plain U-Net's Dice floor; it stops after that test, before the ResNet-encoder U-Net is
+trained with the same (broken) loop.
 
 Each notebook graded costs a kernel, the imports and the data cells (10-20 s on a shared 2-core
 machine), so the list is kept to one or two representative mistakes per test. Also checked when
@@ -20,8 +25,10 @@ from . import Case, mistake
 
 REF = reference_answers(read(load_course().assignments["unet_segmentation"].notebook("source")))
 TRAIN = REF["train_unet"]
-STOP = {"double_conv": "test_double_conv_layers", "unet": "test_unet_depth",
-        "dice_coefficient": "test_dice_coefficient_values", "train_unet": "test_train_unet_checkpoint"}
+RESNET = REF["resnet_unet"]
+SHARED_STOP = "test_dice_coefficient_library"
+STOP = {"double_conv": "test_double_conv_layers", "unet": SHARED_STOP, "resnet_unet": SHARED_STOP,
+        "dice_coefficient": SHARED_STOP, "train_unet": "test_train_unet_checkpoint"}
 
 
 def wrong(cell, name, *edits):
@@ -47,6 +54,12 @@ PER_IMAGE = "return ((2 * intersection + eps) / (total + eps)).mean().item()"
 SOFT_DICE = ("soft_dice = (2 * (probs * targets).sum(dim=1) + 1) / "
              "(probs.sum(dim=1) + targets.sum(dim=1) + 1)")
 BEST = "best_dice, best_state = val_dice, copy.deepcopy(model.state_dict())"
+RESNET_ENCODER = """        self.enc1 = ResidualBlock(in_channels, c1)
+        self.enc2 = nn.Sequential(ResidualBlock(c1, c2, stride=2), ResidualBlock(c2, c2))
+        self.enc3 = nn.Sequential(ResidualBlock(c2, c3, stride=2), ResidualBlock(c3, c3))
+        self.enc4 = nn.Sequential(ResidualBlock(c3, c4, stride=2), ResidualBlock(c4, c4))
+        self.bottleneck = nn.Sequential(ResidualBlock(c4, c5, stride=2), ResidualBlock(c5, c5))
+"""
 
 CASES = [
     # ---- double_conv: mistakes
@@ -120,6 +133,127 @@ class UNet(nn.Module):
             x = up(x, skip)
         return self.outc(x)
 '''),
+    # ---- resnet_unet: mistakes
+    # The decoder is the plain U-Net's, so the same edits remove its skips.
+    wrong("resnet_unet", "resnet_unet_no_skips", *DECODER_BLOCKS, (DECODER, '''        d4 = self.dec4(self.up4(b))
+        d3 = self.dec3(self.up3(d4))
+        d2 = self.dec2(self.up2(d3))
+        d1 = self.dec1(self.up1(d2))''')),
+    wrong("resnet_unet", "resnet_unet_relu_before_addition",
+          ("        out = self.bn2(self.conv2(out))\n        return F.relu(out + self.shortcut(x))",
+           "        out = F.relu(self.bn2(self.conv2(out)))\n        return out + self.shortcut(x)")),
+    # The plain U-Net's encoder again (DoubleConv and max-pool): no residual block at all.
+    wrong("resnet_unet", "resnet_unet_plain_encoder", (RESNET_ENCODER, """        self.pool = nn.MaxPool2d(2)
+        self.enc1 = DoubleConv(in_channels, c1)
+        self.enc2 = nn.Sequential(nn.MaxPool2d(2), DoubleConv(c1, c2))
+        self.enc3 = nn.Sequential(nn.MaxPool2d(2), DoubleConv(c2, c3))
+        self.enc4 = nn.Sequential(nn.MaxPool2d(2), DoubleConv(c3, c4))
+        self.bottleneck = nn.Sequential(nn.MaxPool2d(2), DoubleConv(c4, c5))
+""")),
+    wrong("resnet_unet", "resnet_unet_one_block_per_stage",
+          *[(f"nn.Sequential(ResidualBlock({a}, {b}, stride=2), ResidualBlock({b}, {b}))",
+             f"nn.Sequential(ResidualBlock({a}, {b}, stride=2))")
+            for a, b in [("c1", "c2"), ("c2", "c3"), ("c3", "c4"), ("c4", "c5")]]),
+    # ---- resnet_unet: right answers written differently
+    right("resnet_unet", "resnet_unet_maxpool_bilinear_loops", '''
+class ResidualBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        if stride == 1 and in_channels == out_channels:
+            self.shortcut = nn.Identity()
+        else:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                          nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        identity = self.shortcut(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+class Up(nn.Module):
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.reduce = nn.Conv2d(in_channels, out_channels, kernel_size=1)
+        self.conv = DoubleConv(2 * out_channels, out_channels)
+
+    def forward(self, x, skip):
+        x = self.reduce(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+        return self.conv(torch.cat((skip, x), 1))
+
+
+class ResNetUNet(nn.Module):
+    def __init__(self, in_channels=1, out_channels=1, base_channels=16):
+        super().__init__()
+        widths = [base_channels * 2 ** k for k in range(5)]
+        self.stem = ResidualBlock(in_channels, widths[0])
+        self.stages = nn.ModuleList(
+            nn.Sequential(nn.MaxPool2d(2), ResidualBlock(widths[k], widths[k + 1]),
+                          ResidualBlock(widths[k + 1], widths[k + 1]))
+            for k in range(4))
+        self.ups = nn.ModuleList(Up(widths[k + 1], widths[k]) for k in reversed(range(4)))
+        self.out = nn.Conv2d(widths[0], out_channels, 1)
+
+    def forward(self, x):
+        features = [self.stem(x)]
+        for stage in self.stages:
+            features.append(stage(features[-1]))
+        x = features.pop()
+        for up in self.ups:
+            x = up(x, features.pop())
+        return self.out(x)
+'''),
+    right("resnet_unet", "resnet_unet_make_stage_up_first", '''
+class ResidualBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        layers = []
+        if stride > 1 or in_channels != out_channels:
+            layers = [nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)]
+        self.shortcut = nn.Sequential(*layers)
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.shortcut(x) + self.bn2(self.conv2(y)))
+
+
+def make_stage(in_channels, out_channels, blocks=2):
+    return nn.Sequential(ResidualBlock(in_channels, out_channels, stride=2),
+                         *[ResidualBlock(out_channels, out_channels) for _ in range(blocks - 1)])
+
+
+class ResNetUNet(nn.Module):
+    def __init__(self, in_channels=1, out_channels=1, base_channels=16):
+        super().__init__()
+        c = base_channels
+        self.encoder = nn.ModuleList([ResidualBlock(in_channels, c)] +
+                                     [make_stage(c * 2 ** k, c * 2 ** (k + 1)) for k in range(4)])
+        self.upsamplers = nn.ModuleList(nn.ConvTranspose2d(c * 2 ** (k + 1), c * 2 ** k, 2, stride=2)
+                                        for k in range(3, -1, -1))
+        self.decoders = nn.ModuleList(DoubleConv(c * 2 ** (k + 1), c * 2 ** k) for k in range(3, -1, -1))
+        self.classifier = nn.Conv2d(c, out_channels, kernel_size=1)
+
+    def forward(self, x):
+        skips = []
+        for stage in self.encoder:
+            x = stage(x)
+            skips.append(x)
+        x = skips.pop()
+        for up, dec in zip(self.upsamplers, self.decoders):
+            x = dec(torch.concat([up(x), skips.pop()], dim=1))
+        return self.classifier(x)
+'''),
     # ---- dice_coefficient: mistakes
     wrong("dice_coefficient", "dice_over_the_whole_batch",
           ("pred = pred.float().flatten(start_dim=1)", "pred = pred.float().flatten()"),
@@ -155,9 +289,10 @@ def dice_coefficient(pred, target, eps=1e-6):
     wrong("train_unet", "train_with_adam", ("torch.optim.AdamW(", "torch.optim.Adam(")),
     wrong("train_unet", "train_never_steps", ("            optimizer.step()\n", "")),
     # Passes every check before training (they run a tiny model for 1-3 epochs) but accumulates the
-    # gradients of every batch so far: measured test Dice 0.84, below the floor. Runs the whole notebook.
+    # gradients of every batch so far: measured test Dice 0.84, below the floor. Graded up to that
+    # test: the ResNet-encoder U-Net, trained next with the same loop, would fail its floor too.
     Case("train_no_zero_grad", "train_unet", mistake(TRAIN, ("            optimizer.zero_grad()\n", "")),
-         right=False),
+         right=False, stop_after="test_train_unet_dice"),
     # ---- train_unet: right answers written differently
     right("train_unet", "train_deepcopy_model_bce_module", '''
 bce_loss = nn.BCEWithLogitsLoss()
