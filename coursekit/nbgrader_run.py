@@ -55,6 +55,9 @@ def app(app_class, root: Path, config=None, check: bool = True, **coursedir_trai
     from nbgrader.coursedir import CourseDirectory
     from nbgrader.utils import capture_log
 
+    bindir = str(Path(sys.executable).parent)            # nbgrader runs alembic from PATH
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
     config = config if config is not None else course_config(root)
     coursedir = CourseDirectory(config=config, root=str(root), **coursedir_traits)
     instance = app_class(coursedir=coursedir, config=config)
@@ -63,3 +66,11 @@ def app(app_class, root: Path, config=None, check: bool = True, **coursedir_trai
         raise GraderError(f"nbgrader {app_class.__name__} failed in {root}:\n"
                           f"{result.get('log', '')[-3000:]}\n{result.get('error', '')[-3000:]}")
     return result
+
+
+def feedback(root: Path, assignment_id: str, student_id: str = "*") -> None:
+    """nbgrader generate_feedback in this process (its feedback template, as nbgrader's API sets it)."""
+    from nbgrader.converters import GenerateFeedback
+
+    settings = course_config(root, **{"BaseConverter.force": True, "HTMLExporter.template_name": "feedback"})
+    app(GenerateFeedback, root, settings, assignment_id=assignment_id, student_id=student_id)

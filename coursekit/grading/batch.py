@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import atexit
 import dataclasses
+import hashlib
 import multiprocessing
 import os
 import shutil
@@ -40,8 +41,10 @@ from ..config import Assignment, load_course
 from . import codescan, execute, gradebook, intake, plan, repair, report, sandbox, verify, zygote
 from .report import GradeReport, StudentResult
 
+# Besides what the course's cells import: the kernel, the runner, and what torch imports lazily on
+# first use (an optimizer's first step imports torch._dynamo), so no sandbox pays for it again.
 BASE_PRELOAD = ["ipykernel.kernelapp", "safetensors.torch", "coursekit.grading.runner",
-                "IPython.core.inputtransformer2"]
+                "IPython.core.inputtransformer2", "torch._dynamo", "torch.optim"]
 KEPT_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "COURSE_DATA_DIR", "OMP_WAIT_POLICY",
             "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
 
@@ -71,6 +74,14 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
     `source` replaces the assignment's notebook (the grading suite grades a prefix of it);
     `limits` overrides its course.toml limits (cell_timeout, memory_gb, ...)."""
     started = time.monotonic()
+    phases: dict[str, float] = {}
+    clock = [started]
+
+    def lap(name):
+        now = time.monotonic()
+        phases[name] = round(now - clock[0], 1)
+        clock[0] = now
+
     a = dataclasses.replace(load_course().assignments[assignment_id], **(limits or {}))
     out = out or REPO / "autograder" / "results" / assignment_id
     work = work or REPO / "autograder" / "work" / assignment_id
@@ -86,14 +97,17 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
     else:
         shutil.copytree(template, course)
 
+    lap("kernel courses")
     if submissions.is_file():
         found, skipped = intake.collect_zip(a.id, submissions, course)
     else:
         found, skipped = intake.find_submissions(a.id, submissions)
+    lap("intake")
 
     setup = batch_setup(a, template, work, source_path, source_nb, hide=(str(REPO), str(work), str(Path.home())))
     results = {student: _collect(course, a.id, student, result)
                for student, result in run_workers(setup, found, jobs)}
+    lap("grading")
 
     cell_max = gradebook.autograded_points(course, a.id)
     for r in results.values():
@@ -102,7 +116,8 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
             gradebook.save_record(course, r.student, report.record(r))
             report.annotate(course / "autograded" / r.student / a.id / f"{a.id}.ipynb", report.record(r))
     if results:
-        nbgrader_run.cli("generate_feedback", a.id, "--force", cwd=course)
+        nbgrader_run.feedback(course, a.id)
+    lap("feedback")
     if out.exists():
         shutil.rmtree(out)
     (out / "feedback").mkdir(parents=True)
@@ -112,8 +127,9 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
         if html.exists():
             shutil.copy(html, out / "feedback" / f"{student}.html")
     isolation = report.describe_isolation(setup.capabilities, a.cell_timeout, a.notebook_timeout, a.memory_gb)
+    lap("export")
     graded = GradeReport(a.id, out, dict(sorted(results.items())), cell_max, skipped,
-                         isolation, jobs, round(time.monotonic() - started, 1))
+                         isolation, jobs, round(time.monotonic() - started, 1), phases)
     report.write_tables(graded)
     return graded
 
@@ -188,13 +204,37 @@ def _guarded(student: str, notebook: str) -> StudentResult:
 
 
 def kernel_course(folder: Path, aid: str, source: nbformat.NotebookNode) -> Path:
-    """Create or refresh the nbgrader course the kernel grades against (gradebook kept): the
-    source notebook without its hidden tests."""
-    (folder / "source" / aid).mkdir(parents=True, exist_ok=True)
-    nbs.write(plan.kernel_source(source), folder / "source" / aid / f"{aid}.ipynb")
-    shutil.copy(REPO / "nbgrader_config.py", folder / "nbgrader_config.py")
-    nbgrader_run.cli("generate_assignment", aid, "--force", cwd=folder)
+    """Create or refresh the nbgrader course the kernel grades against (an existing gradebook is
+    kept): the source notebook without its hidden tests. A new one is copied from a cache keyed by
+    the notebook and the nbgrader configuration (`.build/kernel-courses/`), generated once."""
+    notebook = nbs.writes(plan.kernel_source(source))
+    config = (REPO / "nbgrader_config.py").read_text()
+    if (folder / "gradebook.db").exists():
+        _generate(folder, aid, notebook, config)
+        return folder
+    key = hashlib.sha256(f"{aid}\0{notebook}\0{config}".encode()).hexdigest()[:20]
+    cached = REPO / ".build" / "kernel-courses" / key
+    if not (cached / "gradebook.db").exists():
+        staging = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=cached.parent.mkdir(parents=True, exist_ok=True)
+                                        or cached.parent))
+        _generate(staging, aid, notebook, config)
+        try:
+            staging.rename(cached)
+        except OSError:                               # another process cached it meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(cached, folder, dirs_exist_ok=True)
     return folder
+
+
+def _generate(folder: Path, aid: str, notebook: str, config: str) -> None:
+    from nbgrader.converters import GenerateAssignment
+
+    (folder / "source" / aid).mkdir(parents=True, exist_ok=True)
+    (folder / "source" / aid / f"{aid}.ipynb").write_text(notebook)
+    (folder / "nbgrader_config.py").write_text(config)
+    settings = nbgrader_run.course_config(folder, **{"BaseConverter.force": True,
+                                                     "GenerateAssignment.create_assignment": True})
+    nbgrader_run.app(GenerateAssignment, folder, settings, assignment_id=aid)
 
 
 def preload_modules(source: nbformat.NotebookNode) -> list[str]:

@@ -42,6 +42,7 @@ class GradeReport:
     isolation: str = ""
     jobs: int = 1
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)   # seconds per step of the batch
 
 
 def describe_isolation(capabilities, cell_timeout: float, notebook_timeout: float, memory_gb: float) -> str:
@@ -93,6 +94,8 @@ def print_summary(report: GradeReport) -> None:
     if counts["grader error"]:
         print("grader errors: the grader itself failed on some submissions (see status.csv); not the students' fault")
     print(f"limits: {report.isolation}")
+    if report.phases:
+        print("time: " + ", ".join(f"{name} {seconds:g} s" for name, seconds in report.phases.items()))
 
 
 # ---------------------------------------------------------------- feedback

@@ -62,7 +62,7 @@ def refresh(course: Path, aid: str, student: str, out: Path, decision: str) -> N
     if info is not None and notebook.exists():
         review = gradebook.load_reviews(course).get(student, {})
         report.annotate(notebook, info, decision, review.get("note", ""))
-    nbgrader_run.cli("generate_feedback", aid, "--student", student, "--force", cwd=course)
+    nbgrader_run.feedback(course, aid, student)
     html = course / "feedback" / student / aid / f"{aid}.html"
     if html.exists():
         (out / "feedback").mkdir(exist_ok=True)

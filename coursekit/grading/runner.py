@@ -58,31 +58,48 @@ FRAME_ACQUIRERS = {
     ("traceback.py", "walk_tb"): {("traceback.py", "_extract_from_extended_frame_gen")},
     ("traceback.py", "_walk_tb_with_full_positions"): {("traceback.py", "_extract_from_extended_frame_gen")},
     ("logging/__init__.py", "<lambda>"): {("logging/__init__.py", "findCaller")},
+    ("inspect.py", "currentframe"): {("torch/fx/_symbolic_trace.py", "wrap")},
 }
+# Library functions that read a function's code object only for its flags or parameters.
+INSPECT = os.path.join(os.path.dirname(os.__file__), "inspect.py")
+CODE_READERS = [(INSPECT, name) for name in ("_has_code_flag", "_signature_from_function",
+                                             "_signature_from_callable", "getfullargspec", "signature")]
 # Attributes libraries set themselves after import (lazily created objects).
 VOLATILE = frozenset({("matplotlib.pyplot", "_backend_mod"), ("torch.autograd.profiler", "_cupti_monitor_module")})
 WATCHED_DATA = ("Tensor", "Parameter", "ndarray", "DataLoader", "TensorDataset")
 MESSAGE_CAP = 600
 
 
+LIBRARY_ROOTS = tuple({os.path.join(p, "") for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+
+
 def filename_kind(filename: str) -> str:
-    """'student', 'protected' (tests, teaching cells, the plan, this runner) or 'library'."""
+    """'student', 'protected' (tests, the plan, this runner), 'teaching' or 'library' (the Python
+    environment's own files; a module file the student wrote elsewhere counts as the student's)."""
     if filename.startswith(("<answer:", "<extra:")):
         return "student"
-    if filename.startswith(("<test:", "<plan:", "<instructor:")) or filename == RUNNER_FILE:
+    if filename.startswith(("<test:", "<plan:")) or filename == RUNNER_FILE:
         return "protected"
-    return "library"
+    if filename.startswith("<instructor:"):
+        return "teaching"           # trusted like the tests, but public: not protected as a target
+    if filename.startswith(("<frozen", "<string>")) or filename.startswith(LIBRARY_ROOTS):
+        return "library"
+    return "student"
 
 
 def install_guard():
     """Install the audit hook. Its state lives only in its closure, which nothing else references:
     returns (arm, take_refusals)."""
     getframe, kind_of, acquirers = sys._getframe, filename_kind, dict(FRAME_ACQUIRERS)
+    code_readers = {(f, n) for f, n in CODE_READERS}
     armed, busy, refusals = [False], [False], []
 
     def refuse(what, frame=None):
         code = frame.f_code if frame is not None else None
-        where = f" (by {code.co_name} in {code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno})" if code else ""
+        back = frame.f_back.f_code if frame is not None and frame.f_back is not None else None
+        where = (f" (by {code.co_name} in {code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}"
+                 f"{f', for {back.co_name} in ' + back.co_filename.rsplit('/', 1)[-1] if back else ''})"
+                 if code else "")
         refusals.append(what + where)
         raise PermissionError(f"not allowed in the verification run: {what}")
 
@@ -90,8 +107,23 @@ def install_guard():
         code = frame.f_code
         return code.co_filename, code.co_name
 
+    def importing(frame):
+        """Is this library frame part of importing a library module (its module-level code)?"""
+        depth = 0
+        while frame is not None and depth < 200:
+            filename = frame.f_code.co_filename
+            if filename == "<frozen importlib._bootstrap>":
+                return True
+            if kind_of(filename) != "library":        # student code in between: not an import
+                return False
+            frame, depth = frame.f_back, depth + 1
+        return False
+
     def acquirer_allowed(frame):
-        """May this (library) frame obtain a frame object? Only known consumers may."""
+        """May this (library) frame obtain a frame object? Only known consumers may, and library
+        modules while they are being imported (torch imports parts of itself lazily)."""
+        if importing(frame):
+            return True
         filename, name = place(frame)
         for (suffix, function), consumers in acquirers.items():
             if name == function and filename.endswith(suffix):
@@ -111,7 +143,7 @@ def install_guard():
         try:
             frame = getframe(1)                      # the code that caused the event
             caller = kind_of(frame.f_code.co_filename)
-            if caller == "protected":
+            if caller in ("protected", "teaching"):
                 return
             if event in REFUSED_EVENTS or event.startswith(REFUSED_PREFIXES):
                 refuse(args[0] if event == "coursekit.refused" and args else event, frame)
@@ -131,7 +163,7 @@ def install_guard():
                 else:                                 # f_code, gi_code, __code__, ...
                     code = target.f_code if name == "f_code" else getattr(target, name, None)
                     if code is not None and kind_of(code.co_filename) == "protected" \
-                            and not frame.f_code.co_filename.endswith("traceback.py"):
+                            and place(frame) not in code_readers and not frame.f_code.co_filename.endswith("traceback.py"):
                         refuse(f"access to {name} of the grader's code", frame)
             elif event == "object.__setattr__" and len(args) >= 2 and args[1] in GUARDED_ATTRIBUTES:
                 if caller == "student" or args[1] == "__code__":
@@ -179,31 +211,42 @@ def libraries_signature(modules: dict) -> dict:
         space = getattr(module, "__dict__", None)
         if type(space) is not dict or name in ("__main__", "__mp_main__"):
             continue
-        signature[name] = (space, tuple(space), tuple(map(id, space.values())))
+        signature[name] = (space, tuple(space), tuple(map(id, space.values())), tuple(space.values()))
         for value in list(space.values()):
             if type(value) is type and value.__module__ == name:
                 attrs = value.__dict__
-                signature[(name, value.__qualname__)] = (attrs, tuple(attrs), tuple(map(id, attrs.values())))
+                signature[(name, value.__qualname__)] = (attrs, tuple(attrs), tuple(map(id, attrs.values())),
+                                                         tuple(attrs.values()))
     return signature
 
 
 def library_changes(before: dict) -> list[str]:
     """Callables, classes and modules replaced or deleted in a library since `before`."""
     changed = []
-    for key, (space, names, ids) in before.items():
+    for key, (space, names, ids, values) in before.items():
         if tuple(map(id, space.values()))[:len(ids)] == ids and tuple(space)[:len(names)] == names:
             continue                                  # nothing replaced or deleted (fast path)
         label = key if type(key) is str else ".".join(key)
-        for attr, old in zip(names, ids):
+        for attr, old in zip(names, values):
             if (key, attr) in VOLATILE:
                 continue
             if attr not in space:
                 changed.append(f"{label}.{attr} deleted")
                 continue
             new = space[attr]
-            if id(new) != old and (callable(new) or isinstance(new, types.ModuleType)):
+            if new is not old and (callable(new) or isinstance(new, types.ModuleType)) \
+                    and not library_wrapper(new, old):
                 changed.append(f"{label}.{attr} replaced")
     return changed
+
+
+def library_wrapper(new, old) -> bool:
+    """Libraries wrap some of their own functions lazily (torch wraps an optimizer class's `step`
+    when the first instance is made): a wrapper written in a library, around the very object that
+    was there, is not a patch."""
+    code = getattr(new, "__code__", None)
+    return (getattr(new, "__wrapped__", None) is old and code is not None
+            and filename_kind(code.co_filename) == "library" and not code.co_filename.startswith("<"))
 
 
 def torch_state() -> list[str]:
