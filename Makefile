@@ -19,6 +19,9 @@ ASSIGNMENT ?=
 SUBMISSIONS ?= autograder/submissions/$(ASSIGNMENT)
 JOBS ?= $(shell nproc)
 PYTEST_ARGS ?= --durations=15
+# Two pytest workers (pytest-xdist): notebooks and grading batches run side by side; each grading
+# batch then uses one sandbox worker per pytest worker's share of the cores.
+TEST_WORKERS ?= 2
 STUDENT ?=
 DECISION ?=
 NOTE ?=
@@ -44,7 +47,7 @@ release: venv ## compile source/ → release/ (student) and solutions/ (executed
 	$(BIN)/coursekit build
 
 test: venv ## everything CI runs: nbval on source/, freshness + integrity of release/ and solutions/, grading suite; ASSIGNMENT=id for one  [~20 min on 2 cores]
-	$(BIN)/python -m pytest $(TEST_SCOPE) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(TEST_SCOPE) $(PYTEST_ARGS)
 
 test-fast: venv ## the same without executing notebooks or grading (seconds)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -12,6 +12,7 @@ earns no more than the honest code under it. No feedback file shows a hidden-tes
 import hashlib
 import html
 import io
+import os
 import re
 import subprocess
 from contextlib import redirect_stdout
@@ -19,7 +20,6 @@ from contextlib import redirect_stdout
 import nbformat
 import pytest
 
-from conftest import CHEATING_ROWS, GRADING_TABLES
 from coursekit import REPO
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
@@ -37,6 +37,8 @@ HOSTILE = {"resnet_blocks": hostile.available(capabilities())}
 # the untouched release are graded up to that cell too, in one batch with the fixtures stopping there.
 GRADED_UP_TO = {"resnet_from_scratch": resnet_from_scratch.LAST_CHECK}
 _reports = {}
+# Sandbox workers per batch: the cores, shared among the pytest-xdist workers (make test runs two).
+JOBS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1)))
 
 
 def prefix(nb, stop_after):
@@ -57,6 +59,21 @@ def repo_fingerprint():
     untracked = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO,
                                capture_output=True, text=True).stdout
     return digest.hexdigest(), untracked
+
+
+def batch_of(params):
+    """The xdist group of a parametrized grading test: its batch (conftest)."""
+    aid = params["aid"]
+    item = params.get("case") or params.get("attack")
+    stop_after = getattr(item, "stop_after", GRADED_UP_TO.get(aid))   # hostile cases: the home batch
+    return f"grading:{aid}:{stop_after}"
+
+
+def report_table(node, run):
+    """Attach the batch's table to one test report (printed at the end of the run)."""
+    if not run.get("reported"):
+        node.user_properties.append(("grading_table", run["table"]))
+        run["reported"] = True
 
 
 def graded(aid, tmp_path_factory, stop_after=None):
@@ -96,14 +113,15 @@ def graded(aid, tmp_path_factory, stop_after=None):
             nbs.write(source, source_path)
         before = repo_fingerprint()
         report = grade_batch(aid, folder, out=tmp / "results", work=tmp / "work", source=source_path,
-                             limits=hostile.LIMITS if aid in HOSTILE else None)
+                             limits=hostile.LIMITS if aid in HOSTILE else None, jobs=JOBS)
         summary = io.StringIO()
         with redirect_stdout(summary):
             print_summary(report)
         _reports[key] = dict(report=report, source=source, work=tmp / "work", before=before,
-                             after=repo_fingerprint(), summary=summary.getvalue())
-        GRADING_TABLES.append(table(report) + (f"\n(graded up to cell {stop_after})" if stop_after else "")
-                              + "\n" + summary.getvalue().splitlines()[-2])
+                             after=repo_fingerprint(), summary=summary.getvalue(),
+                             table=table(report) + (f"\n(graded up to cell {stop_after})" if stop_after else "")
+                             + "\n" + "\n".join(l for l in summary.getvalue().splitlines()
+                                                 if l.startswith(("statuses:", "time:"))))
     return _reports[key]
 
 
@@ -133,8 +151,10 @@ def table(report):
 
 
 @pytest.mark.parametrize("aid", list(CASES))
-def test_reference_gets_full_marks(aid, tmp_path_factory):
-    report = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))["report"]
+def test_reference_gets_full_marks(aid, tmp_path_factory, request):
+    run = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))
+    report_table(request.node, run)
+    report = run["report"]
     ref = report.results["reference"]
     assert ref.status == "graded" and ref.score == ref.max_score > 0, (ref.reason, ref.review, table(report))
     assert not ref.reason and not ref.review, f"the reference was repaired or flagged: {ref.reason} {ref.review}"
@@ -149,8 +169,9 @@ def test_untouched_release_gets_zero(aid, tmp_path_factory):
 
 @pytest.mark.parametrize("aid,case", [(aid, c) for aid, cases in CASES.items() for c in cases],
                          ids=lambda v: getattr(v, "name", v))
-def test_fixture_scores_as_expected(aid, case, tmp_path_factory):
+def test_fixture_scores_as_expected(aid, case, tmp_path_factory, request):
     run = graded(aid, tmp_path_factory, case.stop_after)
+    report_table(request.node, run)
     report = run["report"]
     result = report.results[case.name]
     assert result.status == "graded" and not result.review, (result.status, result.reason, result.review)
@@ -184,12 +205,14 @@ ATTACKS = [(a.assignment, a) for a in cheating.ATTACKS]
 
 
 @pytest.mark.parametrize("aid,attack", ATTACKS, ids=lambda v: getattr(v, "name", v))
-def test_cheating_earns_nothing(aid, attack, tmp_path_factory):
+def test_cheating_earns_nothing(aid, attack, tmp_path_factory, request):
     """Marked needs review, or no more points than the honest code under the attack (graded)."""
     run = graded(aid, tmp_path_factory, attack.stop_after)
+    report_table(request.node, run)
     result, bar = run["report"].results[attack.name], run["report"].results[attack.honest]
-    CHEATING_ROWS[attack.name] = (attack.cls, attack.expect, result.status, result.score, bar.score,
-                                  result.max_score, "; ".join(result.review)[:90])
+    request.node.user_properties.append(("cheating_row", (attack.name, (
+        attack.cls, attack.expect, result.status, result.score, bar.score, result.max_score,
+        "; ".join(result.review)[:90]))))
     assert bar.status == "graded" and not bar.review, f"the honest bar {bar.name}: {bar.status} {bar.review}"
     if attack.expect == cheating.REVIEW:
         assert result.status == "needs review", f"{attack.name}: {result.status}, {result.score}/{result.max_score}"

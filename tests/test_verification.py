@@ -133,3 +133,19 @@ def test_decide_marks_disagreement_for_review():
     assert decision.status == "needs review" and "t: the visible checks passed" in decision.review[0]
     agreed = verify.decide("graded", {"t": False}, v, [])
     assert agreed.status == "graded" and agreed.cells == {"t": 0.0}
+
+
+def test_a_library_wrapping_its_own_method_is_not_a_patch(tmp_path):
+    """torch wraps an optimizer class's `step` when the first instance is made (and imports
+    torch._dynamo on the first step): neither is the student's doing."""
+    code = ("import torch\ndef answer(x):\n    model = torch.nn.Linear(2, 2)\n"
+            "    torch.optim.SGD(model.parameters(), lr=0.1).step()\n    return 2 * x")
+    result = run(tmp_path, code)
+    assert result.problems == [] and result.verdicts["test_answer"].passed, result.problems
+
+
+def test_a_module_the_student_wrote_is_student_code(tmp_path):
+    (tmp_path / "helper.py").write_text("import sys\nFRAME = sys._getframe()\n")
+    code = ("import sys\nsys.path.insert(0, '.')\ntry:\n    import helper\nexcept PermissionError:\n    pass\n"
+            "def answer(x):\n    return 2 * x")
+    assert any("frame access" in p for p in run(tmp_path, code).problems)
