@@ -37,8 +37,6 @@ class Course:
     assignments: dict[str, Assignment]
     submission_filename: str      # regexp mapping LMS file names to student ids (zip_collect)
     gradescope_visibility: str = "after_due_date"   # default visibility of a graded cell's result
-    data_urls: dict = field(default_factory=dict)    # data file (under COURSE_DATA_DIR) -> URL ([data.*])
-    data_sha256: dict = field(default_factory=dict)  # data file -> sha256 of the published copy
 
     def colab_url(self, assignment_id: str) -> str:
         """Colab link that opens the student (release) notebook from GitHub."""
@@ -57,13 +55,9 @@ def load_course(path: Path = REPO / "course.toml") -> Course:
         for aid, spec in data["assignments"].items()
     }
     course = data["course"]
-    files = {spec["file"]: spec for spec in data.get("data", {}).values()
-             if isinstance(spec, dict) and "file" in spec}
     return Course(course["id"], course["github_repo"], course.get("branch", "main"), assignments,
                   data.get("grading", {}).get("submission_filename", DEFAULT_SUBMISSION_FILENAME),
-                  data.get("gradescope", {}).get("visibility", "after_due_date"),
-                  {name: spec["url"] for name, spec in files.items() if spec.get("url")},
-                  {name: spec["sha256"] for name, spec in files.items() if spec.get("sha256")})
+                  data.get("gradescope", {}).get("visibility", "after_due_date"))
 
 
 # ".../<student>_<notebook>.ipynb", e.g. jdoe_resnet_blocks.ipynb (matched against the whole path)

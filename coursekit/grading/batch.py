@@ -45,8 +45,6 @@ from .report import GradeReport, StudentResult
 # first use (an optimizer's first step imports torch._dynamo), so no sandbox pays for it again.
 BASE_PRELOAD = ["ipykernel.kernelapp", "safetensors.torch", "coursekit.grading.runner",
                 "IPython.core.inputtransformer2", "torch._dynamo", "torch.optim"]
-KEPT_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "COURSE_DATA_DIR", "OMP_WAIT_POLICY",
-            "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
 
 
 @dataclass(frozen=True)
@@ -307,10 +305,6 @@ def _sandbox_config(workdir: Path, writable: tuple[str, ...] = ()) -> sandbox.Sa
         gpu=str(slot % setup.gpus) if setup.gpus > 1 else None)   # one GPU: the workers share it
 
 
-def _sandbox_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k in KEPT_ENV or k.startswith(("JPY_", "LC_"))}
-
-
 def _grade_in_worker(student: str, notebook: str) -> StudentResult:
     """One submission, start to finish (except what touches the master course)."""
     setup: BatchSetup = _WORKER["setup"]
@@ -337,7 +331,7 @@ def _grade_in_worker(student: str, notebook: str) -> StudentResult:
     verify_dir = work / "verify"
     copy_artefacts(kernel_dir / plan.ARTEFACT_FOLDER, verify_dir / plan.ARTEFACT_FOLDER)
     planned = plan.plan(nb, source)
-    verification = verify.verify(_Spawner(setup.socket_path), _sandbox_config(verify_dir), _sandbox_env(),
+    verification = verify.verify(_Spawner(setup.socket_path), _sandbox_config(verify_dir), dict(os.environ),
                                  planned, list(setup.preload),
                                  verify.Limits(a.cell_timeout, a.notebook_timeout), _WORKER["secrets"])
     decision = verify.decide(kernel.status, kernel.passed, verification, flags)

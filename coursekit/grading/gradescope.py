@@ -16,7 +16,6 @@ student code as root the kit still drops it to an unprivileged uid and keeps the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -28,10 +27,11 @@ from pathlib import Path
 
 from .. import REPO
 from .. import notebooks as nbs
-from ..config import load_course, pinned_versions
+from ..config import load_course
+from ..data import published_files, sha256_of
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
-DATA_FILES = ("medmnist/pneumoniamnist.npz", "lungseg/lungseg_128.npz")
+DATA_FILES = ("medmnist/pneumoniamnist.npz", "lungseg/lungseg_128.npz")   # under COURSE_DATA_DIR
 PYTHON = "python3.11"
 
 SETUP_SH = r'''#!/usr/bin/env bash
@@ -98,6 +98,7 @@ def export(assignment_id: str, dest: Path | None = None, source: Path | None = N
                     "notebook_timeout": a.notebook_timeout, "memory_gb": a.memory_gb,
                     "max_upload_mb": a.max_upload_mb, "visibility": visibility(a.id)}
         sums, urls = [], []
+        published = {spec.file: spec for spec in published_files().values()}
         with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
             write(z, "setup.sh", SETUP_SH, 0o755)
             write(z, "run_autograder", RUN_AUTOGRADER, 0o755)
@@ -113,13 +114,12 @@ def export(assignment_id: str, dest: Path | None = None, source: Path | None = N
                     z.write(path, f"template/{path.relative_to(template)}")
             for relative in DATA_FILES:
                 staged = data_dir / relative if data_dir else None
-                url = course.data_urls.get(relative, "")
                 if staged is not None and staged.is_file():
                     z.write(staged, f"data/{relative}")
-                    sums.append(f"{sha256(staged)}  {relative}")
-                elif url and course.data_sha256.get(relative):
-                    sums.append(f"{course.data_sha256[relative]}  {relative}")
-                    urls.append(f" {relative} {url}")
+                    sums.append(f"{sha256_of(staged)}  {relative}")
+                elif relative in published:
+                    sums.append(f"{published[relative].sha256}  {relative}")
+                    urls.append(f" {relative} {published[relative].url}")
                 else:
                     raise FileNotFoundError(
                         f"{relative} is neither staged under COURSE_DATA_DIR ({data_dir}) nor published "
@@ -134,14 +134,6 @@ def write(z: zipfile.ZipFile, name: str, text: str, mode: int = 0o644) -> None:
     info.external_attr = (0o100000 | mode) << 16
     info.compress_type = zipfile.ZIP_DEFLATED
     z.writestr(info, text)
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def visibility(assignment_id: str) -> dict:

@@ -436,11 +436,14 @@ def run(job: dict, send) -> int:
         return tb.tb_lineno if tb is not None else 0
 
     def remember(names) -> None:
+        """Teaching cells' bindings, and marks of what they defined or computed (imported library
+        objects are the library check's business)."""
         for name in names:
-            taught[name] = namespace[name]
-            if isinstance(namespace[name], (types.FunctionType, type)) or \
-                    type(namespace[name]).__name__ in WATCHED_DATA:
-                marks[name] = fingerprint(namespace[name])
+            value = taught[name] = namespace[name]
+            defined_here = (isinstance(value, types.FunctionType) and value.__code__.co_filename.startswith("<instructor:")) \
+                or (isinstance(value, type) and value.__module__ == "__main__")
+            if defined_here or type(value).__name__ in WATCHED_DATA:
+                marks[name] = fingerprint(value)
 
     for cell in cells:
         kind, cid = cell["kind"], cell["id"]

@@ -30,6 +30,10 @@ from pathlib import Path
 UNSHARE_PROBE = ["unshare", "--net", "--pid", "--fork", "--mount", "--ipc", "--", "true"]
 PRIVATE = ("/tmp", "/var/tmp", "/dev/shm")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+# The only variables of the grader's environment a sandbox sees (no tokens, no credentials).
+KEPT_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "COURSE_DATA_DIR", "OMP_WAIT_POLICY", "MPLBACKEND",
+            "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
+KEPT_PREFIXES = ("JPY_", "LC_", "PYDEVD_")
 SANDBOX_UID = 61000           # a sandbox runs as uid SANDBOX_UID + worker slot
 CGROUP_V2 = Path("/sys/fs/cgroup")
 CGROUP_V1 = Path("/sys/fs/cgroup/memory")
@@ -194,7 +198,8 @@ def enter(config: SandboxConfig) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (config.max_file_bytes,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.chdir(config.workdir)
-    env = {**os.environ, **config.env, "HOME": config.workdir,
+    kept = {k: v for k, v in os.environ.items() if k in KEPT_ENV or k.startswith(KEPT_PREFIXES)}
+    env = {**kept, **config.env, "HOME": config.workdir,
            "MPLCONFIGDIR": os.path.join(config.workdir, ".mpl"),
            **{var: str(config.threads) for var in THREAD_VARS}}
     if config.gpu is not None:
