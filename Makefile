@@ -29,7 +29,7 @@ NOTE ?=
 TEST_SCOPE := $(if $(ASSIGNMENT),source/$(ASSIGNMENT) tests -k $(ASSIGNMENT),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv release test test-fast grade review gradescope gradescope-setup-check bench bench-grading publish-data lock tidy clean
+.PHONY: help venv release test test-fast grade review gradescope gradescope-setup-check bench bench-grading bench-gradescope publish-data lock tidy clean
 
 help: ## this menu
 	@echo "Course kit — targets (first run creates .venv: ~2 min)"
@@ -75,6 +75,9 @@ gradescope-setup-check: gradescope ## run the zip's setup.sh in a fresh folder a
 
 bench: venv ## run reference notebooks, print measured figures (time, device, metrics): make bench [ASSIGNMENT=id]
 	$(BIN)/coursekit bench $(ASSIGNMENT)
+
+bench-gradescope: venv ## each Gradescope autograder on its reference: time and memory per container  [~10 min]
+	$(BIN)/python -m tests.bench_gradescope $(ASSIGNMENT)
 
 bench-grading: venv ## grading throughput: 40 reference copies + hostile corpus, JOBS=1 vs 2  [~16 min]
 	$(BIN)/python -m tests.bench_grading 1 2
