@@ -32,6 +32,7 @@ PRIVATE = ("/tmp", "/var/tmp", "/dev/shm")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 # The only variables of the grader's environment a sandbox sees (no tokens, no credentials).
 KEPT_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "COURSE_DATA_DIR", "OMP_WAIT_POLICY", "MPLBACKEND",
+            "NBGRADER_EXECUTION",                  # nbgrader's own "this is a grading run" signal
             "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
 KEPT_PREFIXES = ("JPY_", "LC_", "PYDEVD_")
 SANDBOX_UID = 61000           # a sandbox runs as uid SANDBOX_UID + worker slot

@@ -1,10 +1,9 @@
-"""pneumonia_training: wrong and right answers for `train_one_epoch`, `evaluate` and `train_resnet`.
+"""pneumonia_training: wrong and right answers for `train_one_epoch`, `evaluate`, `train_resnet` and `grad_cam`.
 
-`train_one_epoch` and `evaluate` are checked on a tiny problem before any training, so their cases
-grade only the notebook up to their last test cell (`stop_after`): seconds each. The `train_resnet`
-cases are graded whole, in the reference's batch, so they train beside it on the other worker
-instead of in a batch of their own; the wrong one is cheap (a copy-paste slip that leaves the
-ResNet untrained), the right one trains for real.
+Every answer is checked on tiny problems before any real training, so the cases grade only the
+notebook up to their cell's last check (`stop_after`): seconds each. `train_resnet` (the training
+loop `fit`) and `grad_cam` cases stop after the last Grad-CAM check, which comes before the
+baseline's and ResNet18's training; only the reference and the untouched release are graded whole.
 """
 
 from coursekit.config import load_course
@@ -13,10 +12,11 @@ from coursekit.notebooks import read, reference_answers
 from . import Case, mistake
 
 REF = reference_answers(read(load_course().assignments["pneumonia_training"].notebook("source")))
-EPOCH, EVALUATE, TRAIN = REF["train_one_epoch"], REF["evaluate"], REF["train_resnet"]
+EPOCH, EVALUATE, FIT, CAM = REF["train_one_epoch"], REF["evaluate"], REF["train_resnet"], REF["grad_cam"]
 
 AFTER_EPOCH = "test_train_one_epoch_updates"
 AFTER_EVALUATE = "test_evaluate_leaves_model_unchanged"
+AFTER_CAM = "test_grad_cam_cleanup"   # fit's checks come before Grad-CAM's
 
 
 def epoch(name, *edits):
@@ -27,8 +27,12 @@ def evaluation(name, *edits):
     return Case(name, "evaluate", mistake(EVALUATE, *edits), right=False, stop_after=AFTER_EVALUATE)
 
 
-def training(name, *edits):
-    return Case(name, "train_resnet", mistake(TRAIN, *edits), right=False)
+def fitting(name, *edits):
+    return Case(name, "train_resnet", mistake(FIT, *edits), right=False, stop_after=AFTER_CAM)
+
+
+def cam(name, *edits):
+    return Case(name, "grad_cam", mistake(CAM, *edits), right=False, stop_after=AFTER_CAM)
 
 
 MOVE = "images, labels = images.to(device), labels.to(device)\n"
@@ -36,6 +40,7 @@ ACCUMULATE = ("total_loss += loss.item() * labels.shape[0]\n"
               "        n_samples += labels.shape[0]\n"
               "    return total_loss / n_samples")
 COLLECT = "probabilities.append(logits.softmax(dim=1)[:, 1].cpu())"
+WEIGHTED_SUM = 'maps = F.relu((weights * kept["activations"]).sum(dim=1, keepdim=True))'
 
 CASES = [
     # ---- train_one_epoch: mistakes
@@ -83,9 +88,20 @@ CASES = [
                ("accuracy = float(((probabilities > 0.5) == labels).mean())",
                 "accuracy = float(100 * ((probabilities > 0.5) == labels).mean())")),
     evaluation("evaluate_not_moved_to_device", ("logits = model(images.to(device))", "logits = model(images)")),
-    # ---- train_resnet: mistakes (cheap: no real ResNet training)
-    training("resnet_trains_the_baseline",   # copy-paste from the baseline cell, one name not changed
-             ("train_loss = train_one_epoch(resnet,", "train_loss = train_one_epoch(baseline,")),
+    # ---- train_resnet (the training loop fit): mistakes
+    fitting("fit_state_dict_not_copied",   # references to the live tensors: the last epoch's weights
+            ('best_state = val["auc"], copy.deepcopy(model.state_dict())', 'best_state = val["auc"], model.state_dict()')),
+    fitting("fit_best_weights_not_loaded", ("    model.load_state_dict(best_state)\n", "")),
+    fitting("fit_trains_on_validation", ("train_one_epoch(model, train_loader,", "train_one_epoch(model, val_loader,")),
+    # ---- grad_cam: mistakes
+    cam("cam_no_relu", (WEIGHTED_SUM, WEIGHTED_SUM.replace("F.relu(", "(", 1))),
+    cam("cam_predicted_class",
+        ("classes = torch.as_tensor(target_classes, device=logits.device).long().view(-1, 1)",
+         "classes = logits.argmax(dim=1).view(-1, 1)")),
+    cam("cam_weights_not_pooled", ('weights = kept["gradients"].mean(dim=(2, 3), keepdim=True)', 'weights = kept["gradients"]')),
+    cam("cam_hooks_left_registered", ("        for handle in handles:\n            handle.remove()\n", "        pass\n")),
+    cam("cam_softmax_score", ("logits.gather(1, classes).sum().backward()",
+                              "logits.softmax(dim=1).gather(1, classes).sum().backward()")),
     # ---- right answers written differently
     Case("epoch_counts_dataset_and_set_to_none", "train_one_epoch", '''
 def train_one_epoch(model, loader, criterion, optimizer, device):
@@ -119,16 +135,15 @@ def evaluate(model, loader, device):
     return {"accuracy": float(accuracy_score(labels, preds)), "auc": float(roc_auc_score(labels, probs)),
             "probabilities": probs, "labels": labels}
 '''.strip(), right=True, stop_after=AFTER_EVALUATE),
-    Case("resnet_function_and_cloned_state", "train_resnet", '''
-def fit(model, epochs, lr):
-    """Train `model` on train_loader, keep the best epoch by validation AUC; return its history."""
-    criterion = nn.CrossEntropyLoss()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    one_cycle(optimizer, lr, epochs, len(train_loader))
+    Case("fit_loop_from_zero_and_cloned_state", "train_resnet", '''
+def fit(model, train_loader, val_loader, epochs, lr, device, desc="training"):
+    crit = nn.CrossEntropyLoss()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    one_cycle(opt, lr, epochs, len(train_loader))
     history, best = [], None
-    for epoch in tqdm(range(epochs), desc="ResNet18"):
+    for epoch in tqdm(range(epochs), desc=desc):
         t0 = time.perf_counter()
-        loss = train_one_epoch(model, train_loader, criterion, optimizer, device)
+        loss = train_one_epoch(model, train_loader, crit, opt, device)
         metrics = evaluate(model, val_loader, device)
         history.append(dict(epoch=epoch + 1, train_loss=loss, val_accuracy=metrics["accuracy"],
                             val_auc=metrics["auc"], seconds=time.perf_counter() - t0))
@@ -136,9 +151,28 @@ def fit(model, epochs, lr):
             best = (metrics["auc"], {k: v.detach().clone() for k, v in model.state_dict().items()})
     model.load_state_dict(best[1])
     return history
-
-
-resnet = adapt_resnet18().to(device)
-resnet_history = fit(resnet, RESNET_EPOCHS, RESNET_LR)
-'''.strip(), right=True),
+'''.strip(), right=True, stop_after=AFTER_CAM),
+    Case("cam_tensor_hook_and_autograd_grad", "grad_cam", '''
+def grad_cam(model, layer, images, target_classes):
+    model.eval()
+    saved = []
+    handle = layer.register_forward_hook(lambda module, inputs, output: saved.append(output))
+    try:
+        out = model(images)
+    finally:
+        handle.remove()
+    activations = saved[-1]
+    idx = torch.tensor([int(c) for c in target_classes], device=out.device)
+    score = out[torch.arange(len(idx), device=out.device), idx].sum()
+    grads, = torch.autograd.grad(score, activations)
+    alpha = grads.mean(dim=(-2, -1))
+    cam = torch.einsum("nk,nkhw->nhw", alpha, activations.detach()).clamp(min=0)
+    cam = F.interpolate(cam.unsqueeze(1), size=tuple(images.shape[-2:]), mode="bilinear",
+                        align_corners=False).squeeze(1)
+    flat = cam.flatten(1)
+    low = flat.min(dim=1).values
+    high = (flat - low[:, None]).max(dim=1).values
+    cam = (cam - low[:, None, None]) / (high[:, None, None] + 1e-7)
+    return cam.detach().cpu()
+'''.strip(), right=True, stop_after=AFTER_CAM),
 ]

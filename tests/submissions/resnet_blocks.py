@@ -1,4 +1,8 @@
-"""resnet_blocks: wrong and right answers for `residual_block` and `adapt_resnet18`."""
+"""resnet_blocks: wrong and right answers for `residual_block`, `plain_vs_residual` and `adapt_resnet18`.
+
+Graded whole: the only long cell, part 3's training experiment, is skipped while grading (it checks
+NBGRADER_EXECUTION), so a whole submission takes seconds.
+"""
 
 from coursekit.config import load_course
 from coursekit.notebooks import read, reference_answers
@@ -6,13 +10,18 @@ from coursekit.notebooks import read, reference_answers
 from . import Case, mistake
 
 REF = reference_answers(read(load_course().assignments["resnet_blocks"].notebook("source")))
-BLOCK, ADAPT = REF["residual_block"], REF["adapt_resnet18"]
-# residual_block is checked before anything else: its cases grade the notebook up to its last check.
-BLOCK_DONE = "test_residual_block_behaviour"
+BLOCK, PVR, ADAPT = REF["residual_block"], REF["plain_vs_residual"], REF["adapt_resnet18"]
+# residual_block and plain_vs_residual are checked first: their cases grade the notebook up to their
+# last check.
+BLOCK_DONE, PVR_DONE = "test_residual_block_behaviour", "test_plain_vs_residual_behaviour"
 
 
 def block(name, *edits):
     return Case(name, "residual_block", mistake(BLOCK, *edits), right=False, stop_after=BLOCK_DONE)
+
+
+def pvr(name, *edits):
+    return Case(name, "plain_vs_residual", mistake(PVR, *edits), right=False, stop_after=PVR_DONE)
 
 
 def adapt(name, *edits):
@@ -21,6 +30,11 @@ def adapt(name, *edits):
 
 PROJECTION_RULE = "if stride != 1 or in_channels != out_channels:"
 ADD_AND_RELU = "return F.relu(out + self.shortcut(x))"
+ADD_SHORTCUT = "            out = out + shortcut\n"
+OPTION_A = """            shortcut = x[:, :, ::self.stride, ::self.stride]
+            if self.extra_channels:
+                shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, self.extra_channels))
+"""
 
 CASES = [
     # ---- residual_block: mistakes
@@ -51,6 +65,22 @@ CASES = [
           ("self.bn2 = nn.BatchNorm2d(out_channels)", "self.bn2 = nn.BatchNorm2d(64)")),
     block("block_adds_into_input",
           (ADD_AND_RELU, "identity = self.shortcut(x)\n        identity += out\n        return F.relu(identity)")),
+    # ---- plain_vs_residual: mistakes
+    pvr("pvr_shortcut_never_added", (ADD_SHORTCUT, "")),
+    pvr("pvr_relu_before_add",
+        ("out = self.bn2(self.conv2(out))", "out = F.relu(self.bn2(self.conv2(out)))"),
+        ("return F.relu(out)", "return out")),
+    pvr("pvr_projection_shortcut",
+        ("self.extra_channels = out_channels - in_channels\n",
+         "self.extra_channels = out_channels - in_channels\n"
+         "        self.projection = None\n"
+         "        if residual and (stride != 1 or in_channels != out_channels):\n"
+         "            self.projection = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),\n"
+         "                                            nn.BatchNorm2d(out_channels))\n"),
+        (OPTION_A, "            shortcut = x if self.projection is None else self.projection(x)\n")),
+    pvr("pvr_zero_channels_first",
+        ("F.pad(shortcut, (0, 0, 0, 0, 0, self.extra_channels))", "F.pad(shortcut, (0, 0, 0, 0, self.extra_channels, 0))")),
+    pvr("pvr_adds_into_input", (ADD_SHORTCUT, "            shortcut += out\n            out = shortcut\n")),
     # ---- adapt_resnet18: mistakes
     adapt("adapt_fc_not_replaced", ("model.fc = nn.Linear(model.fc.in_features, num_classes)\n", "")),
     adapt("adapt_conv1_not_replaced",
@@ -102,6 +132,43 @@ class ResidualBlock(nn.Module):
         h = torch.relu(self.bn1(self.conv1(x)))
         return torch.relu(self.bn2(self.conv2(h)) + identity)
 '''.strip(), right=True, stop_after=BLOCK_DONE),
+    Case("pvr_sequential_body_and_cat", "plain_vs_residual", '''
+class Block(nn.Module):
+    def __init__(self, in_channels, out_channels, stride, residual):
+        super().__init__()
+        self.residual, self.stride, self.pad = residual, stride, out_channels - in_channels
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False), nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False), nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        y = self.body(x)
+        if self.residual:
+            s = x[:, :, ::self.stride, ::self.stride]
+            if self.pad:
+                s = torch.cat([s, s.new_zeros(s.shape[0], self.pad, *s.shape[2:])], dim=1)
+            y += s
+        return torch.relu(y)
+
+
+class DeepCNN(nn.Module):
+    def __init__(self, depth, residual, width=16, in_channels=1, num_classes=2):
+        super().__init__()
+        n = (depth - 2) // 6
+        layers = [nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        c = width
+        for i, w in enumerate((width, 2 * width, 4 * width)):
+            for j in range(n):
+                layers.append(Block(c, w, 2 if i and not j else 1, residual))
+                c = w
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(c, num_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+'''.strip(), right=True, stop_after=PVR_DONE),
     Case("adapt_num_classes_argument", "adapt_resnet18", '''
 def adapt_resnet18(in_channels=1, num_classes=2):
     model = torchvision.models.resnet18(weights=None, num_classes=num_classes)

@@ -1,8 +1,9 @@
 """resnet_from_scratch: wrong and right answers for `basic_block`, `make_layer`, `fixed_block`, `quiz`.
 
-Every graded cell comes before the training experiment, so the suite grades the notebook only up to
-the last quiz check (LAST_CHECK): the fixtures (`stop_after`), and through test_grading.GRADED_UP_TO
-the reference and the untouched release too. Nothing is retrained for grading.
+Every graded cell comes before or after part 4's training experiment, which is skipped while grading
+(it checks NBGRADER_EXECUTION), so the suite grades the notebook up to the last quiz check
+(LAST_CHECK): the fixtures (`stop_after`), and through test_grading.GRADED_UP_TO the reference and
+the untouched release too. Nothing is trained for grading.
 """
 
 from coursekit.config import load_course
@@ -16,8 +17,13 @@ REF = reference_answers(SOURCE)
 BLOCK, LAYER, FIXED, QUIZ = REF["basic_block"], REF["make_layer"], REF["fixed_block"], REF["quiz"]
 STARTER = starter_code(cells_by_grade_id(SOURCE)["fixed_block"])   # the tutorial's buggy block
 LAST_CHECK = "test_quiz_q14"
-KEY = {"q1": "b", "q2": "a", "q3": "a", "q4": "c", "q5": "d", "q6": "a", "q7": "c",
-       "q8": "d", "q9": "b", "q10": "c", "q11": "c", "q12": "b", "q13": "d", "q14": "b"}
+KEY = {"q1": "b", "q2": "a", "q3": "d", "q4": "c", "q5": "d", "q6": "a", "q7": "c",
+       "q8": "b", "q9": "c", "q10": "c", "q11": "a", "q12": "d", "q13": "b", "q14": "a"}
+# The answer key of the seed notebook's quiz (questions 1-10), which the corrected quiz keeps at the
+# same letters: right where the seed was right (q2, q4, q6, q7, q10), the seed's wrong answer (or,
+# for its nonsense question 9, a distractor) where it was wrong.
+SEED_KEY = {"q1": "a", "q2": "a", "q3": "a", "q4": "c", "q5": "c", "q6": "a", "q7": "c",
+            "q8": "c", "q9": "a", "q10": "c"}
 assert QUIZ.splitlines()[1].startswith("quiz_answers = {") and all(f'"{q}": "{a}"' in QUIZ for q, a in KEY.items()), (
     "the quiz key of the source notebook changed: update KEY here")
 
@@ -87,13 +93,11 @@ CASES = [
           mistake(FIXED, ("self.conv1 = nn.Conv2d(in_channels, filters, kernel_size, stride=stride, padding=padding)",
                           "self.conv1 = nn.Conv2d(in_channels, filters, kernel_size, stride=1, padding=padding)"),
                   (FIXED_CONV2, BUGGY_CONV2))),
-    # ---- quiz: the tutorial's own answer key loses exactly the questions it got wrong
-    wrong("quiz_tutorial_key", "quiz",
-          quiz({**KEY, "q1": "a", "q2": "a", "q3": "a", "q4": "c", "q5": "c", "q6": "a", "q7": "c",
-                "q8": "c", "q9": "a", "q10": "c"}),
-          loses=["test_quiz_q01", "test_quiz_q05", "test_quiz_q08", "test_quiz_q09"]),
+    # ---- quiz: the seed notebook's answer key loses exactly the questions it got wrong
+    wrong("quiz_tutorial_key", "quiz", quiz({**KEY, **SEED_KEY}),
+          loses=["test_quiz_q01", "test_quiz_q03", "test_quiz_q05", "test_quiz_q08", "test_quiz_q09"]),
     wrong("quiz_code_questions_wrong", "quiz",
-          quiz({**KEY, "q11": "b", "q12": "a", "q13": "a", "q14": "a"}),
+          quiz({**KEY, "q11": "b", "q12": "a", "q13": "d", "q14": "b"}),
           loses=["test_quiz_q11", "test_quiz_q12", "test_quiz_q13", "test_quiz_q14"]),
     # ---- right answers written differently
     right("block_functional_relu_with_bias", "basic_block", '''
