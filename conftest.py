@@ -15,15 +15,32 @@ GRADING_TABLES: list[str] = []
 CHEATING_ROWS: dict[str, tuple] = {}
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     """Notebooks and grading batches are slow; under pytest-xdist (`make test` runs two workers,
     `--dist loadgroup`) all cells of a notebook, and all tests of one grading batch, share a worker."""
     for item in items:
         if item.path.suffix == ".ipynb":
+            group = f"notebook:{item.path.name}"
             item.add_marker(pytest.mark.slow)
-            item.add_marker(pytest.mark.xdist_group(f"notebook:{item.path.name}"))
         elif item.path.name in ("test_grading.py", "test_gradescope.py") and hasattr(item, "callspec"):
-            item.add_marker(pytest.mark.xdist_group(item.module.batch_of(item.callspec.params)))
+            group = item.module.batch_of(item.callspec.params)
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
+        if getattr(config.option, "loadgroup", False) and "@" not in item.nodeid:
+            suffix_group(item, group)
+
+
+def suffix_group(item, group):
+    """Put the group into the node id as pytest-xdist's `--dist loadgroup` expects (`id@group`).
+
+    xdist 3.8 does it by assigning `item._nodeid`, which pytest 9.2 no longer reads (node ids became
+    the structured `item._id`), and it runs before this conftest anyway: without this, every test
+    is its own unit of work, the two workers split each notebook between them and each cell meets a
+    fresh kernel (NameError on everything the earlier cells defined)."""
+    from _pytest.nodeid import NodeId
+
+    item._id = NodeId.parse(f"{item.nodeid}@{group}")
 
 
 def pytest_runtest_logreport(report):
