@@ -36,7 +36,7 @@ def test_rerun_resubmission_and_review(tmp_path):
 
     grade_batch(a.id, first, out=out, work=work, jobs=1)
     graded = rows(out)
-    assert graded == {"alice": ("12.0", ""), "bob": ("", "pending")}, graded
+    assert graded == {"alice": ("18.0", ""), "bob": ("", "pending")}, graded
     assert statuses(out)["bob"] == "needs review"
     assert "Under review" in (out / "feedback" / "bob.html").read_text()
 
@@ -44,7 +44,7 @@ def test_rerun_resubmission_and_review(tmp_path):
     assert rows(out) == graded                         # idempotent
 
     assert review.main(a.id, "bob", "accepted", "looked at it: harmless", out=out, work=work) == 0
-    assert rows(out)["bob"] == ("12.0", "accepted") and statuses(out)["bob"] == "review accepted"
+    assert rows(out)["bob"] == ("18.0", "accepted") and statuses(out)["bob"] == "review accepted"
     assert "Reviewed and accepted" in (out / "feedback" / "bob.html").read_text()
     assert review.main(a.id, "bob", "rejected", out=out, work=work) == 0
     assert rows(out)["bob"] == ("0.0", "rejected")

@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 
 from .. import nbgrader_run
+from .. import notebooks as nbs
 from . import sandbox, zygote
 
 KERNEL_DIED = "the kernel died (crash, exit or memory cap)"
@@ -121,13 +122,19 @@ def read_result(work: Path, aid: str, student: str, log: str, timed_out: bool,
         if not executed.exists():                    # nbgrader gave up on it
             return KernelRun(*failure(log, cell_timeout))
         result = KernelRun("graded", recorded=True)
+        cells = nbformat.read(executed, as_version=4).cells
+        raised = {nbs.grade_id(c) for c in cells if c.cell_type == "code" and nbs.grade_id(c)
+                  and any(o.get("output_type") == "error" for o in c.get("outputs", []))}
         for notebook in submission.notebooks:
             for grade in notebook.grades:
                 if grade.auto_score is None:          # written answers: graded by a person
                     result.manual.append(grade.name)
                 elif grade.cell_type == "code":
-                    result.passed[grade.name] = float(grade.auto_score) >= float(grade.max_score)
-    errors = {o.get("ename") for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"
+                    # The kernel's verdict is whether the check raised. Not nbgrader's auto_score: it also
+                    # counts any stderr output as a failure (a progress bar, a warning), which would make
+                    # an honest run disagree with the verification run.
+                    result.passed[grade.name] = grade.name not in raised
+    errors = {o.get("ename") for c in cells if c.cell_type == "code"
               for o in c.get("outputs", []) if o.get("output_type") == "error"}
     if "CellTimeoutError" in errors or "CellTimeoutError" in log:
         result.status, result.reason = "timed out", f"a cell ran past {cell_timeout:g} s"
@@ -143,5 +150,7 @@ def failure(log: str, cell_timeout: float) -> tuple[str, str]:
         return "timed out", f"a cell ran past {cell_timeout:g} s and could not be interrupted"
     if "DeadKernelError" in log or "Kernel died" in log or "kernel died" in log:
         return "crashed", KERNEL_DIED
+    if "Invalid Signature" in log:          # jupyter_client refused the kernel's messages
+        return "crashed", "the kernel broke the Jupyter protocol (its messages had invalid signatures)"
     lines = [line.strip() for line in log.splitlines() if "Error" in line and "|" not in line]
     return "grader error", (lines[-1][:200] if lines else "nbgrader autograde failed")

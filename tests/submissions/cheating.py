@@ -56,9 +56,9 @@ class Honest:
             return {**reference, "evaluate": mistake(
                 reference["evaluate"], ("auc = float(roc_auc_score(labels, probabilities))",
                                         "auc = float(roc_auc_score(labels, probabilities > 0.5))"))}
-        if self.name == "honest_one_epoch":    # trains ResNet18 for one epoch instead of RESNET_EPOCHS
+        if self.name == "honest_one_epoch":    # fit trains one epoch, whatever `epochs` says
             return {**reference, "train_resnet": mistake(
-                reference["train_resnet"], ("range(1, RESNET_EPOCHS + 1)", "range(1, 2)"))}
+                reference["train_resnet"], ("range(1, epochs + 1)", "range(1, 2)"))}
         raise KeyError(self.name)
 
     def build(self, reference: dict, release) -> bytes:
