@@ -21,9 +21,9 @@ def test_cells_of_one_notebook_share_a_kernel_under_xdist(tmp_path):
     cells += [nbformat.v4.new_code_cell(f"assert value == {i}\nvalue += 1") for i in range(12)]
     for name in ("first", "second"):
         nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / f"{name}.ipynb")
-    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
+    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-kernel-startup-timeout=300",
                           "-n", "2", "--dist", "loadgroup", "-v", "first.ipynb", "second.ipynb"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                         cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "26 passed" in run.stdout, run.stdout[-3000:]
     workers = {}
