@@ -17,8 +17,9 @@ CHEATING_ROWS: dict[str, tuple] = {}
 
 def pytest_configure(config):
     """Under pytest-xdist each worker gets its share of the cores, for its notebook kernels (math
-    threads) and its grading batches ($COURSEKIT_CPUS): two workers that each ran torch with one
-    thread per core slowed the ResNet18 training cell from 85 s to over 600 s."""
+    threads) and its grading batches ($COURSEKIT_CPUS). With two threads per worker on two cores the
+    ResNet18 training cell ran past 600 s (85 s alone); at one thread it still took 585 s beside the
+    other worker, so this removes the oversubscription, not the slowness (see issue 11)."""
     workers = int(getattr(config, "workerinput", {}).get("workercount", 0))
     if workers:
         share = str(max(1, (os.cpu_count() or 1) // workers))

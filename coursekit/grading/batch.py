@@ -160,8 +160,7 @@ def batch_setup(a: Assignment, template: Path, work: Path, source_path: Path,
 def cpu_budget() -> int:
     """Cores a batch may use: $COURSEKIT_CPUS where set (the test suite gives each pytest worker its
     share), else the CPUs this process may run on. The sandboxed kernels get this many math threads
-    in all: more threads than cores make every torch step wait for descheduled threads (a ResNet18
-    training cell ran 5-7x slower beside a second torch process)."""
+    in all, so that a batch beside other torch processes does not run more threads than it has cores."""
     if os.environ.get("COURSEKIT_CPUS"):
         return max(1, int(os.environ["COURSEKIT_CPUS"]))
     return max(1, len(os.sched_getaffinity(0)))
