@@ -12,7 +12,6 @@ earns no more than the honest code under it. No feedback file shows a hidden-tes
 import hashlib
 import html
 import io
-import os
 import re
 import subprocess
 from contextlib import redirect_stdout
@@ -23,7 +22,7 @@ import pytest
 from coursekit import REPO
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
-from coursekit.grading.batch import grade_batch
+from coursekit.grading.batch import cpu_budget, grade_batch
 from coursekit.grading.report import STATUSES, print_summary
 from coursekit.grading.sandbox import capabilities
 from tests.submissions import (cheating, hostile, pneumonia_training, resnet_blocks, resnet_from_scratch,
@@ -37,8 +36,9 @@ HOSTILE = {"resnet_blocks": hostile.available(capabilities())}
 # the untouched release are graded up to that cell too, in one batch with the fixtures stopping there.
 GRADED_UP_TO = {"resnet_from_scratch": resnet_from_scratch.LAST_CHECK}
 _reports = {}
-# Sandbox workers per batch: the cores, shared among the pytest-xdist workers (make test runs two).
-JOBS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1)))
+# Sandbox workers per batch: this pytest worker's share of the cores (conftest sets $COURSEKIT_CPUS under
+# pytest-xdist), as `make grade` counts them.
+JOBS = cpu_budget()
 
 
 def prefix(nb, stop_after):
