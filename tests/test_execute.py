@@ -18,6 +18,28 @@ def cell(grade_id, source, points=None):
     return new_code_cell(source, id=grade_id, metadata={"nbgrader": meta})
 
 
+def kernel_ran(tmp_path, source, outputs, auto_scores=None):
+    """The working copy of a kernel run that recorded `auto_scores` (nbgrader's, per grade id) and
+    left these `outputs` (per cell index) in the executed notebook; returns read_result's reading."""
+    from nbgrader.api import Gradebook
+
+    course = kernel_course(tmp_path / "course", AID, source)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        gb.update_or_create_student(STUDENT)
+        submission = gb.add_submission(AID, STUDENT)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                grade.auto_score = (auto_scores or {}).get(grade.name, grade.max_score)
+        gb.db.commit()
+    executed = nbformat.from_dict(source)
+    for index, output in outputs.items():
+        executed.cells[index].outputs = [output]
+    target = course / "autograded" / STUDENT / AID / f"{AID}.ipynb"
+    target.parent.mkdir(parents=True)
+    nbformat.write(executed, target)
+    return read_result(course, AID, STUDENT, log="", timed_out=False, cell_timeout=10, notebook_timeout=60)
+
+
 def test_kernel_verdict_is_whether_the_check_raised_not_its_stderr(tmp_path):
     """A check that wrote to stderr (a tqdm bar) passed; nbgrader's auto_score of 0 for it is not the verdict."""
     source = new_notebook(cells=[
@@ -25,26 +47,10 @@ def test_kernel_verdict_is_whether_the_check_raised_not_its_stderr(tmp_path):
         cell("test_quiet", "assert answer() == 42", points=1),
         cell("test_progress_bar", "import sys\nsys.stderr.write('100%|##########|\\n')\nassert answer() == 42", points=1),
         cell("test_raises", "assert answer() == 41, 'expected 41'", points=1)])
-    course = kernel_course(tmp_path / "course", AID, source)
-
-    from nbgrader.api import Gradebook
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        gb.update_or_create_student(STUDENT)
-        submission = gb.add_submission(AID, STUDENT)
-        for notebook in submission.notebooks:
-            for grade in notebook.grades:
-                # what nbgrader records: any stderr output counts as a failure
-                grade.auto_score = 1 if grade.name == "test_quiet" else 0
-        gb.db.commit()
-
-    executed = nbformat.from_dict(source)
-    executed.cells[2].outputs = [new_output("stream", name="stderr", text="100%|##########|\n")]
-    executed.cells[3].outputs = [new_output("error", ename="AssertionError", evalue="expected 41", traceback=[])]
-    target = course / "autograded" / STUDENT / AID / f"{AID}.ipynb"
-    target.parent.mkdir(parents=True)
-    nbformat.write(executed, target)
-
-    result = read_result(course, AID, STUDENT, log="", timed_out=False, cell_timeout=10, notebook_timeout=60)
+    result = kernel_ran(tmp_path, source, {
+        2: new_output("stream", name="stderr", text="100%|##########|\n"),
+        3: new_output("error", ename="AssertionError", evalue="expected 41", traceback=[])},
+        auto_scores={"test_progress_bar": 0, "test_raises": 0})    # nbgrader counts stderr as a failure
     assert result.status == "graded" and result.recorded, (result.status, result.reason)
     assert result.passed == {"test_quiet": True, "test_progress_bar": True, "test_raises": False}
 
@@ -52,15 +58,5 @@ def test_kernel_verdict_is_whether_the_check_raised_not_its_stderr(tmp_path):
 def test_a_timed_out_cell_is_the_status(tmp_path):
     """A cell that ran past the cell limit makes the kernel run "timed out", whatever else it recorded."""
     source = new_notebook(cells=[cell("answer", "x = 1"), cell("test_x", "assert x == 1", points=1)])
-    course = kernel_course(tmp_path / "course", AID, source)
-    from nbgrader.api import Gradebook
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        gb.update_or_create_student(STUDENT)
-        gb.add_submission(AID, STUDENT)
-    executed = nbformat.from_dict(source)
-    executed.cells[0].outputs = [new_output("error", ename="CellTimeoutError", evalue="", traceback=[])]
-    target = course / "autograded" / STUDENT / AID / f"{AID}.ipynb"
-    target.parent.mkdir(parents=True)
-    nbformat.write(executed, target)
-    result = read_result(course, AID, STUDENT, log="", timed_out=False, cell_timeout=10, notebook_timeout=60)
+    result = kernel_ran(tmp_path, source, {0: new_output("error", ename="CellTimeoutError", evalue="", traceback=[])})
     assert result.status == "timed out" and "10 s" in result.reason
