@@ -105,6 +105,7 @@ def test_gradescope_autograder_agrees_with_make_grade(aid, tmp_path, tmp_path_fa
             continue
         if name == "hostile_patch":
             assert status == "needs review" and results["score"] == 0 and "torch.allclose" in results["output"]
+            assert "Why: ;" not in results["output"], results["output"]        # no empty reason listed
             continue
         total = sum(t["max_score"] for t in results["tests"])
         expected = {"reference": total, "untouched": 0.0}.get(name)

@@ -216,7 +216,7 @@ def results_json(result, source_dir: Path, settings: dict, cell_max: dict[str, f
                       "max_score": maximum, "status": "passed" if passed else "failed",
                       "output": output, "visibility": rules.get(gid, rules["default"])})
     status = result.status
-    reasons = "; ".join([result.reason, *result.review]) if result.reason or result.review else ""
+    reasons = "; ".join(r for r in [result.reason, *result.review] if r)
     lines = [f"Status: {status}."]
     if status == "needs review":
         lines.append("Your instructor will look at this submission before it is scored; "
