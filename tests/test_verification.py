@@ -27,11 +27,14 @@ print("test_answer passed")'''
 
 
 class Process:
-    """Runs the runner as a plain subprocess, standing in for the zygote in these tests."""
+    """Runs the runner as a plain subprocess, standing in for the zygote in these tests. Like the
+    zygote, it gives the runner a SIGINT that raises KeyboardInterrupt: a child inherits an ignored
+    SIGINT, and a pytest-xdist worker can have one (seen in `make test`: the endless cell ran on)."""
 
     def spawn(self, mode, config, fds, env, argv=()):
         job, log, _, results = fds
-        proc = subprocess.Popen([sys.executable, "-c", f"import os; os.dup2({results}, 3); "
+        proc = subprocess.Popen([sys.executable, "-c", f"import os, signal; os.dup2({results}, 3); "
+                                 "signal.signal(signal.SIGINT, signal.default_int_handler); "
                                  "from coursekit.grading import runner; raise SystemExit(runner.main())"],
                                 stdin=job, stdout=log, stderr=log, pass_fds=(results,), cwd=config.workdir)
         proc.close = lambda: proc.kill() if proc.poll() is None else None
