@@ -14,7 +14,7 @@ endif
 # OpenMP threads that wait passively where several torch processes share the cores (grading, the
 # test workers): there libgomp's default spin-waiting made a U-Net training step ~15x slower (3.5 s
 # vs 0.22 s). Not for one notebook alone (`make release`, `make bench`), which runs as in a student's
-# Jupyter: there passive waiting made a U-Net epoch 2x slower (3.2 s vs 1.6 s, 2026-12-02).
+# Jupyter: there passive waiting made a U-Net epoch 2x slower (3.2 s vs 1.7 s in make bench, 2026-12-02).
 test grade review gradescope-setup-check bench-grading bench-gradescope: export OMP_WAIT_POLICY ?= PASSIVE
 
 ASSIGNMENT ?=
