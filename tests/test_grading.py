@@ -32,9 +32,15 @@ pytestmark = pytest.mark.slow
 CASES = {"resnet_blocks": resnet_blocks.CASES, "pneumonia_training": pneumonia_training.CASES,
          "unet_segmentation": unet_segmentation.CASES, "resnet_from_scratch": resnet_from_scratch.CASES}
 HOSTILE = {"resnet_blocks": hostile.available(capabilities())}
-# Assignments whose graded cells all come before a long ungraded part (training): the reference and
-# the untouched release are graded up to that cell too, in one batch with the fixtures stopping there.
-GRADED_UP_TO = {"resnet_from_scratch": resnet_from_scratch.LAST_CHECK}
+# Assignments whose reference and untouched release are graded up to a cell before a long training
+# part, in one batch with the fixtures stopping there. resnet_from_scratch: no graded cell follows.
+# pneumonia_training: one (the trained ResNet18's test performance) follows ResNet18's 8 epochs, which
+# nbval runs on the source, hidden tests included; the grader's handling of that part (the training
+# cells' artefacts, the verification run's check of the trained model) is graded whole on the honest
+# submissions of the full-notebook batch (`test_training_part_is_graded_whole`). One training run of
+# the reference instead of two: on a slow 2-core machine this one alone ran past the 600 s cell limit.
+GRADED_UP_TO = {"resnet_from_scratch": resnet_from_scratch.LAST_CHECK,
+                "pneumonia_training": pneumonia_training.AFTER_CAM}
 _reports = {}
 # Sandbox workers per batch: this pytest worker's share of the cores (conftest sets $COURSEKIT_CPUS under
 # pytest-xdist), as `make grade` counts them.
@@ -66,6 +72,7 @@ def batch_of(params):
     aid = params["aid"]
     item = params.get("case") or params.get("attack")
     stop_after = getattr(item, "stop_after", GRADED_UP_TO.get(aid))   # hostile cases: the home batch
+    stop_after = params.get("stop_after", stop_after)                  # a test that names its batch
     return f"grading:{aid}:{stop_after}"
 
 
@@ -92,8 +99,9 @@ def graded(aid, tmp_path_factory, stop_after=None):
         home = stop_after == GRADED_UP_TO.get(aid)
         hostile_cases = HOSTILE.get(aid, []) if home else []
         if home:
-            rest = nbs.read(assignment.notebook("source")).cells[len(source.cells):]
-            assert not [c.id for c in rest if nbs.nbgrader(c).get("grade")], f"graded cells after {stop_after}"
+            rest = graded_after(aid, stop_after)
+            assert not rest or cheating.cases(aid, None)[0], \
+                f"graded cells after {stop_after} ({rest}) and no honest submission graded whole"
             nbs.write(nbs.make_submission(release, reference), folder / "reference.ipynb")
             nbs.write(release, folder / "untouched.ipynb")
         for case in CASES[aid]:
@@ -123,6 +131,15 @@ def graded(aid, tmp_path_factory, stop_after=None):
                              + "\n" + "\n".join(l for l in summary.getvalue().splitlines()
                                                  if l.startswith(("statuses:", "time:"))))
     return _reports[key]
+
+
+def graded_after(aid, stop_after):
+    """Grade ids of the graded cells after cell `stop_after` of the source notebook."""
+    cells = nbs.read(load_course().assignments[aid].notebook("source")).cells
+    if stop_after is None:
+        return []
+    ids = [c.id for c in cells]
+    return [nbs.grade_id(c) for c in cells[ids.index(stop_after) + 1:] if nbs.nbgrader(c).get("grade")]
 
 
 def cell_totals(report, student, source):
@@ -158,6 +175,24 @@ def test_reference_gets_full_marks(aid, tmp_path_factory, request):
     ref = report.results["reference"]
     assert ref.status == "graded" and ref.score == ref.max_score > 0, (ref.reason, ref.review, table(report))
     assert not ref.reason and not ref.review, f"the reference was repaired or flagged: {ref.reason} {ref.review}"
+
+
+@pytest.mark.parametrize("aid,stop_after", [(aid, None) for aid, stop in GRADED_UP_TO.items()
+                                            if graded_after(aid, stop)])
+def test_training_part_is_graded_whole(aid, stop_after, tmp_path_factory, request):
+    """Where the reference is graded up to a cell before training, the honest submissions graded
+    whole (the cheating corpus's bars) go through the training cells' export and the verification
+    run's checks of the trained models: graded, no flag, each later graded cell run and scored."""
+    run = graded(aid, tmp_path_factory, stop_after)
+    report_table(request.node, run)
+    report, later = run["report"], graded_after(aid, GRADED_UP_TO[aid])
+    bars = cheating.cases(aid, None)[0]
+    assert bars, f"{aid}: no honest submission is graded whole"
+    for bar in bars:
+        result = report.results[bar.name]
+        assert result.status == "graded" and not result.review, (bar.name, result.status, result.reason)
+        assert all(result.checks[gid]["ran"] for gid in later), (bar.name, result.checks)
+        assert set(later) <= set(result.cells), (bar.name, result.cells)
 
 
 @pytest.mark.parametrize("aid", list(CASES))

@@ -3,7 +3,8 @@
 Every answer is checked on tiny problems before any real training, so the cases grade only the
 notebook up to their cell's last check (`stop_after`): seconds each. `train_resnet` (the training
 loop `fit`) and `grad_cam` cases stop after the last Grad-CAM check, which comes before the
-baseline's and ResNet18's training; only the reference and the untouched release are graded whole.
+baseline's and ResNet18's training. The reference and the untouched release are graded up to there
+too (test_grading.GRADED_UP_TO); the cheating corpus's honest bars are graded whole.
 """
 
 from coursekit.config import load_course
