@@ -59,3 +59,20 @@ def test_nbgrader_config_sets_only_real_options():
         traits = classes[section].class_traits(config=True)
         for key in values:
             assert key in traits, f"{section}.{key} is not an nbgrader option"
+
+
+def test_iri_grammars_are_built_on_first_use_only():
+    """coursekit defers rfc3987_syntax (2–3 s of Lark grammars at import, in every grading process
+    that imports nbformat); jsonschema's "iri" checks still run its real parser."""
+    import subprocess
+
+    probe = ("import coursekit, nbformat, jsonschema, sys\n"
+             "print(getattr(sys.modules['rfc3987_syntax'], '__file__', None))\n"
+             "check = jsonschema.FormatChecker()\n"
+             "print(check.conforms('https://example.org/r\u00e9sum\u00e9', 'iri'), check.conforms('not an iri', 'iri'),"
+             " check.conforms('../a b', 'iri-reference'), check.conforms('../b', 'iri-reference'))\n"
+             "print(type(sys.modules['rfc3987_syntax'].syntax_parser).__name__)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "None", "nbformat's import built the IRI grammars (coursekit must be imported first)"
+    assert out[1] == "True False False True"
+    assert out[2] == "Lark"

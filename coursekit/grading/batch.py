@@ -139,8 +139,12 @@ def grade_submissions(assignment_id: str, submissions: Path, work: Path, source:
     a = dataclasses.replace(load_course().assignments[assignment_id], **limits)
     found, skipped = intake.find_submissions(a.id, submissions)
     (student, notebook), = found.items()
-    setup = batch_setup(a, template, work, source, nbs.read(source), hide=(*hide, str(REPO)))
-    (_, result), = run_workers(setup, found, jobs=1)
+    nb, why = intake.precheck(notebook, a.max_upload_mb * 2**20)
+    if nb is None:              # malformed: nothing will run, so no zygote (seconds of imports) starts
+        result = StudentResult(student, "malformed", reason=why)
+    else:
+        setup = batch_setup(a, template, work, source, nbs.read(source), hide=(*hide, str(REPO)))
+        (_, result), = run_workers(setup, found, jobs=1)
     cell_max = gradebook.autograded_points(template, a.id)
     result.max_score = sum(cell_max.values())
     return result, cell_max
