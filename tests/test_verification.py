@@ -105,9 +105,23 @@ def test_reaching_in_is_refused_and_reported(tmp_path, attack, what):
     assert any(what in p for p in result.problems), result.problems
 
 
-def test_library_patch_however_spelled_is_detected(tmp_path):
-    code = "for m in [json]:\n    m.dumps = lambda *a, **k: ''\ndef answer(x):\n    return 2 * x"
-    assert any("json.dumps replaced" in p for p in run(tmp_path, code).problems)
+@pytest.mark.parametrize("patch,report", [
+    ("for m in [json]:\n    m.dumps = lambda *a, **k: ''", "json.dumps replaced"),
+    # equal to everything: the check compares identities, never asks the replacement
+    ("class Same:\n    __eq__ = lambda self, other: True\n    __hash__ = object.__hash__\n"
+     "    __call__ = lambda self, *a, **k: ''\njson.dumps = Same()", "json.dumps replaced"),
+    ("last = list(vars(json))[-1]\ndelattr(json, last)", "deleted"),        # the dict only got shorter
+    ("saved = json.loads\ndel json.loads\njson.loads = saved\njson.dumps = print", "json.dumps replaced"),
+])
+def test_library_patch_however_spelled_is_detected(tmp_path, patch, report):
+    code = patch + "\ndef answer(x):\n    return 2 * x"
+    assert any(report in p for p in run(tmp_path, code).problems), run(tmp_path, code).problems
+
+
+def test_library_attributes_moved_but_unchanged_are_no_patch(tmp_path):
+    code = "saved = json.loads\ndel json.loads\njson.loads = saved\njson.extra = 1\ndef answer(x):\n    return 2 * x"
+    result = run(tmp_path, code)
+    assert result.problems == [] and result.verdicts["test_answer"].passed, result.problems
 
 
 def test_forged_result_lines_are_detected(tmp_path):

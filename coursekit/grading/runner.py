@@ -28,6 +28,7 @@ from __future__ import annotations
 import builtins
 import functools
 import json
+import operator
 import os
 import sys
 import types
@@ -133,11 +134,26 @@ def install_guard():
                 return any(up_name == c and up_file.endswith(f) for f, c in consumers)
         return False
 
+    def watched(event, args):
+        """Could the hook refuse this event from some caller? (Exactly the events the branches
+        below act on; every other event is let through before any frame is looked at: torch
+        raises `builtins.id` and the like by the thousand, and walking their stacks cost seconds.)"""
+        if event in REFUSED_EVENTS or event in STUDENT_ONLY_EVENTS or event == "sys._getframe" \
+                or event.startswith(REFUSED_PREFIXES):
+            return True
+        if event == "object.__getattr__":
+            return len(args) == 2 and args[1] in FRAME_ATTRIBUTES
+        if event == "object.__setattr__":
+            return len(args) >= 2 and args[1] in GUARDED_ATTRIBUTES
+        return event == "open"
+
     def hook(event, args):
         if not armed[0] or busy[0]:
             return
         busy[0] = True
         try:
+            if not watched(event, args):
+                return
             frame = getframe(1)                      # the code that caused the event
             caller = kind_of(frame.f_code.co_filename)
             if caller in ("protected", "teaching") or (caller == "library" and importing(frame)):
@@ -201,28 +217,33 @@ def close_side_doors() -> None:
 
 # ---------------------------------------------------------------- integrity
 def libraries_signature(modules: dict) -> dict:
-    """Identity of every attribute of every loaded module and of the classes they define, with
-    the dicts themselves, so later checks need no lookup that student code could redirect."""
+    """Every attribute of every loaded module and of the classes they define (names and the objects
+    themselves), with the dicts themselves, so later checks need no lookup that student code could
+    redirect."""
     signature = {}
     for name, module in list(modules.items()):
         space = getattr(module, "__dict__", None)
         if type(space) is not dict or name in ("__main__", "__mp_main__"):
             continue
-        signature[name] = (space, tuple(space), tuple(map(id, space.values())), tuple(space.values()))
+        signature[name] = (space, tuple(space), tuple(space.values()))
         for value in list(space.values()):
             if type(value) is type and value.__module__ == name:
                 attrs = value.__dict__
-                signature[(name, value.__qualname__)] = (attrs, tuple(attrs), tuple(map(id, attrs.values())),
-                                                         tuple(attrs.values()))
+                signature[(name, value.__qualname__)] = (attrs, tuple(attrs), tuple(attrs.values()))
     return signature
 
 
-def library_changes(before: dict) -> list[str]:
-    """Callables, classes and modules replaced or deleted in a library since `before`."""
+def library_changes(before: dict, same=operator.is_) -> list[str]:
+    """Callables, classes and modules replaced or deleted in a library since `before`.
+
+    The fast path compares by identity (`operator.is_`, never `==`, which a replacement's `__eq__`
+    could answer) and without `id()`: every `id()` call is an audit event, and with ~300,000
+    attributes loaded, calling the armed hook for each made this check take 0.47 s instead of 0.05 s,
+    after every student cell."""
     changed = []
-    for key, (space, names, ids, values) in before.items():
-        if tuple(map(id, space.values()))[:len(ids)] == ids and tuple(space)[:len(names)] == names:
-            continue                                  # nothing replaced or deleted (fast path)
+    for key, (space, names, values) in before.items():
+        if len(space) >= len(names) and all(map(same, space.values(), values)) and all(map(same, space, names)):
+            continue                                  # nothing replaced or deleted (new names may follow)
         label = key if type(key) is str else ".".join(key)
         for attr, old in zip(names, values):
             if (key, attr) in VOLATILE:
