@@ -114,8 +114,8 @@ def test_reaching_in_is_refused_and_reported(tmp_path, attack, what):
     ("saved = json.loads\ndel json.loads\njson.loads = saved\njson.dumps = print", "json.dumps replaced"),
 ])
 def test_library_patch_however_spelled_is_detected(tmp_path, patch, report):
-    code = patch + "\ndef answer(x):\n    return 2 * x"
-    assert any(report in p for p in run(tmp_path, code).problems), run(tmp_path, code).problems
+    problems = run(tmp_path, patch + "\ndef answer(x):\n    return 2 * x").problems
+    assert any(report in p for p in problems), problems
 
 
 def test_library_attributes_moved_but_unchanged_are_no_patch(tmp_path):
