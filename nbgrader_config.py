@@ -3,7 +3,8 @@
 import os
 
 from coursekit.config import load_course
-from coursekit.nbgrader_ext import ClearSolutionsWithStarter, HideHiddenTests, StripSolutionMarkers
+from coursekit.nbgrader_ext import (ClearSolutionsWithStarter, FeedbackExporter, HideHiddenTests,
+                                   StripSolutionMarkers)
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.converters import GenerateAssignment
 from nbgrader.preprocessors import (ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions,
@@ -42,3 +43,5 @@ if not os.environ.get("COURSEKIT_SKIP_EXECUTE"):
 
 # Feedback never shows hidden test source (nor in tracebacks).
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+# ...and is made without HTMLExporter's page-wide BeautifulSoup pass (half the time of each page).
+c.GenerateFeedback.exporter_class = FeedbackExporter

@@ -7,8 +7,18 @@
 - HideHiddenTests: feedback shows what each test reported, never a hidden test's source:
   hidden regions are cut from test cells and error tracebacks are reduced to their last line
   (a traceback quotes the failing source line).
+- FeedbackExporter: feedback pages as nbconvert's HTMLExporter makes them, without its closing
+  BeautifulSoup pass (a re-parse and re-serialisation of the whole page: over half of
+  generate_feedback's time per notebook). Of what that pass changes, only the images' alt text
+  applies to nbgrader's feedback template; it is added in place. Code cells that repeat from
+  page to page (teaching cells, tests) are syntax-highlighted once.
 """
 
+from html.parser import HTMLParser
+
+from nbconvert.exporters import HTMLExporter, TemplateExporter
+from nbconvert.filters.highlight import Highlight2HTML
+from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from nbgrader import utils
 from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions, NbGraderPreprocessor
 
@@ -44,3 +54,68 @@ class HideHiddenTests(ClearHiddenTests):
                 if output.get("output_type") == "error":
                     output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
         return cell, resources
+
+
+MISSING_ALT = "No description has been provided for this image"   # HTMLExporter's words
+
+
+class _ImagesWithoutAlt(HTMLParser):
+    """Finds the (line, column) of every <img> start tag without an alt attribute."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[int, int]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img" and not any(name == "alt" for name, _ in attrs):
+            self.found.append(self.getpos())
+
+
+def with_image_alt_text(html: str) -> tuple[str, int]:
+    """`html` with HTMLExporter's alt text on each image that has none; and how many had none."""
+    parser = _ImagesWithoutAlt()
+    parser.feed(html)
+    parser.close()
+    line_starts = [0]
+    for line in html.split("\n")[:-1]:              # HTMLParser counts lines by "\n" alone
+        line_starts.append(line_starts[-1] + len(line) + 1)
+    pieces, done = [], 0
+    for line, column in parser.found:
+        at = line_starts[line - 1] + column + len("<img")
+        pieces += [html[done:at], f' alt="{MISSING_ALT}"']
+        done = at
+    return "".join(pieces) + html[done:], len(parser.found)
+
+
+class FeedbackExporter(HTMLExporter):
+    """HTMLExporter without the BeautifulSoup pass (see the module's docstring). That pass also
+    makes `jp-` cells focusable, which nbgrader's classic feedback layout does not have;
+    tests/test_feedback_exporter.py checks its pages against HTMLExporter's."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._highlighted: dict[tuple, str] = {}
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        # HTMLExporter.from_notebook_node of nbconvert 7.17, up to its BeautifulSoup pass
+        langinfo = nb.metadata.get("language_info", {})
+        lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+        highlight = self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self))
+
+        def highlight_code(source, language=None, metadata=None):
+            # a class's pages repeat the same teaching and test cells: each is highlighted once
+            key = (lexer, source, language, (metadata or {}).get("magics_language"))
+            if key not in self._highlighted:
+                self._highlighted[key] = highlight(source, language, metadata)
+            return self._highlighted[key]
+
+        resources = self._init_resources(resources)
+        filter_data_type = WidgetsDataTypeFilter(notebook_metadata=self._nb_metadata, parent=self,
+                                                 resources=resources)
+        self.register_filter("highlight_code", highlight_code)
+        self.register_filter("filter_data_type", filter_data_type)
+        html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+        html, missing = with_image_alt_text(html)
+        if missing:
+            self.log.warning("Alternative text is missing on %s image(s).", missing)
+        return html, resources
