@@ -6,6 +6,7 @@ import re
 import pytest
 from bs4 import BeautifulSoup
 from nbconvert.exporters import HTMLExporter
+from nbgrader.converters import GenerateFeedback
 from traitlets.config import Config
 
 from coursekit import notebooks as nbs
@@ -24,6 +25,16 @@ def assert_same_page(ours, nb):
     assert ours.count(f'alt="{MISSING_ALT}"') == theirs.count(f'alt="{MISSING_ALT}"') > 0
     # HTMLExporter's page is ours after BeautifulSoup's re-serialisation, which changes nothing else
     assert UUID.sub("<id>", str(BeautifulSoup(ours, features="html.parser"))) == UUID.sub("<id>", theirs)
+
+
+def test_feedback_template_is_the_classic_layout():
+    """The pages above use nbconvert's classic template, which nbgrader's feedback template extends:
+    were it to extend another (the `lab` one has `jp-` cells), the BeautifulSoup pass the exporter
+    leaves out would also make those cells focusable, and the exporter would have to do so too."""
+    template = FeedbackExporter(config=GenerateFeedback().config).template
+    assert template.filename.endswith("feedback/index.html.j2")
+    with open(template.filename) as f:
+        assert re.match(r"{%-? extends 'nbconvert/templates/classic/index.html.j2'", f.read())
 
 
 @pytest.mark.parametrize("path", KEYS, ids=[p.stem for p in KEYS])
