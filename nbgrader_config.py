@@ -3,14 +3,20 @@
 import os
 
 from coursekit.config import load_course
-from coursekit.nbgrader_ext import (ClearSolutionsWithStarter, FeedbackExporter, HideHiddenTests,
-                                   StripSolutionMarkers)
+from coursekit.nbgrader_ext import (CheckCellMetadataSchemaOnce, ClearSolutionsWithStarter, FeedbackExporter,
+                                   HideHiddenTests, StripSolutionMarkers)
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.converters import GenerateAssignment
-from nbgrader.preprocessors import (ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions,
-                                    Execute, GetGrades)
+from nbgrader.converters import Autograde, GenerateAssignment
+from nbgrader.preprocessors import (CheckCellMetadata, ClearHiddenTests, ClearMarkScheme, ClearOutput,
+                                    ClearSolutions, Execute, GetGrades)
 
 c = get_config()  # noqa: F821 (provided by traitlets when nbgrader loads this file)
+
+
+def swapped(converter, trait, swaps):
+    """nbgrader's default list of preprocessors of `converter.trait`, with `swaps` {theirs: ours}."""
+    return [swaps.get(p, p) for p in converter.class_traits()[trait].make_dynamic_default()]
+
 
 c.CourseDirectory.course_id = load_course().id
 c.CourseDirectory.source_directory = "source"
@@ -21,9 +27,12 @@ c.CourseDirectory.solution_directory = "solutions"
 c.ClearSolutions.code_stub = {"python": "# TODO: your code here\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # ...except find-and-fix cells, which start from their `coursekit.starter` code.
-c.GenerateAssignment.preprocessors = [
-    ClearSolutionsWithStarter if p is ClearSolutions else p
-    for p in GenerateAssignment.class_traits()["preprocessors"].make_dynamic_default()]
+# nbgrader's metadata check, with the JSON schema checked once per notebook instead of per cell.
+METADATA_CHECK = {CheckCellMetadata: CheckCellMetadataSchemaOnce}
+c.GenerateAssignment.preprocessors = swapped(GenerateAssignment, "preprocessors",
+                                             {ClearSolutions: ClearSolutionsWithStarter, **METADATA_CHECK})
+c.Autograde.sanitize_preprocessors = swapped(Autograde, "sanitize_preprocessors", METADATA_CHECK)
+c.Autograde.autograde_preprocessors = swapped(Autograde, "autograde_preprocessors", METADATA_CHECK)
 
 # Teaching and setup cells marked read-only stay locked in the release, like grade cells.
 c.LockCells.lock_readonly_cells = True

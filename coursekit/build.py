@@ -15,6 +15,7 @@ from pathlib import Path
 from . import REPO, nbgrader_run
 from . import notebooks as nbs
 from .config import Assignment, load_course
+from .grading import gradebook
 
 STEPS = ("release", "solutions")
 
@@ -68,6 +69,7 @@ def is_fresh(assignment: Assignment, root: Path = REPO) -> bool:
 def build(ids: list[str] | None = None, force: bool = False) -> None:
     """Compile every (or the named) assignment whose release or solutions are stale."""
     course = load_course()
+    gradebook.seed(REPO)
     for aid in ids or list(course.assignments):
         assignment = course.assignments[aid]
         source = assignment.notebook("source")
@@ -89,6 +91,7 @@ def scratch_course(assignment: Assignment, tmp: Path) -> Path:
     """A throwaway course dir holding only this assignment's source and the course config."""
     shutil.copytree(REPO / "source" / assignment.id, tmp / "source" / assignment.id)
     shutil.copy(REPO / "nbgrader_config.py", tmp / "nbgrader_config.py")
+    gradebook.seed(tmp)
     return tmp
 
 

@@ -49,15 +49,20 @@ def course_config(root: Path, **overrides):
     return config
 
 
+def alembic_on_path() -> None:
+    """nbgrader runs the `alembic` command of this environment when it makes a new gradebook."""
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
 def app(app_class, root: Path, config=None, check: bool = True, **coursedir_traits) -> dict:
     """Run an nbgrader application (a converter such as Autograde, or an export plugin app) in
     this process, with nbgrader's own `capture_log`. Returns {"success", "log", "error"}."""
     from nbgrader.coursedir import CourseDirectory
     from nbgrader.utils import capture_log
 
-    bindir = str(Path(sys.executable).parent)            # nbgrader runs alembic from PATH
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"
+    alembic_on_path()
     config = config if config is not None else course_config(root)
     coursedir = CourseDirectory(config=config, root=str(root), **coursedir_traits)
     instance = app_class(coursedir=coursedir, config=config)

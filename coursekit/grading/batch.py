@@ -243,6 +243,7 @@ def _generate(folder: Path, aid: str, notebook: str, config: str) -> None:
     (folder / "source" / aid).mkdir(parents=True, exist_ok=True)
     (folder / "source" / aid / f"{aid}.ipynb").write_text(notebook)
     (folder / "nbgrader_config.py").write_text(config)
+    gradebook.seed(folder)
     settings = nbgrader_run.course_config(folder, **{"BaseConverter.force": True,
                                                      "GenerateAssignment.create_assignment": True})
     nbgrader_run.app(GenerateAssignment, folder, settings, assignment_id=aid)
