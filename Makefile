@@ -51,8 +51,8 @@ release: venv ## compile source/ → release/ (student) and solutions/ (executed
 test: venv ## everything CI runs: nbval on source/, freshness + integrity of release/ and solutions/, grading suite; ASSIGNMENT=id for one  [17–33 min on a quiet 2-core VM, by machine: README]
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(TEST_SCOPE) $(PYTEST_ARGS)
 
-test-fast: venv ## the same without executing notebooks or grading (seconds)
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+test-fast: venv ## the same without executing notebooks or grading  [under a minute on 2 cores]
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 grade: venv ## grade a class: make grade ASSIGNMENT=id [SUBMISSIONS=zip|dir] [JOBS=n] → autograder/results/<id>/
 	@test -n "$(ASSIGNMENT)" || (echo "usage: make grade ASSIGNMENT=<id> [SUBMISSIONS=<zip|dir>] [JOBS=n]"; exit 2)
