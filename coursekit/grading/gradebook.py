@@ -14,10 +14,14 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import nbgrader
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import ExportPlugin
 from sqlalchemy.exc import SAWarning
 from traitlets import Unicode
+
+from .. import REPO, nbgrader_run
+from ..config import load_course
 
 # nbgrader's own submission bookkeeping warns about SQLAlchemy sessions on every re-grade
 warnings.filterwarnings("ignore", category=SAWarning)
@@ -36,11 +40,6 @@ def seed(folder: Path) -> None:
     version and course (`.build/empty-gradebook/`). nbgrader makes every new gradebook by running
     the `alembic` command to learn its schema version, a new interpreter each time: 5 s on a slow
     2-core machine, for every prefix the grading suite grades and every freshness check."""
-    import nbgrader
-
-    from .. import REPO, nbgrader_run
-    from ..config import load_course
-
     target = folder / "gradebook.db"
     if target.exists():
         return
