@@ -34,7 +34,8 @@ def pytest_collection_modifyitems(config, items):
         if item.path.suffix == ".ipynb":
             group = f"notebook:{item.path.name}"
             item.add_marker(pytest.mark.slow)
-        elif item.path.name in ("test_grading.py", "test_gradescope.py") and hasattr(item, "callspec"):
+        elif item.path.name in ("test_grading.py", "test_gradescope.py", "test_grading_modes.py") \
+                and hasattr(item, "callspec"):
             group = item.module.batch_of(item.callspec.params)
         else:
             continue

@@ -3,8 +3,8 @@
 import os
 
 from coursekit.config import load_course
-from coursekit.nbgrader_ext import (CheckCellMetadataSchemaOnce, ClearSolutionsWithStarter, FeedbackExporter,
-                                   HideHiddenTests, StripSolutionMarkers)
+from coursekit.nbgrader_ext import (CheckCellMetadataSchemaOnce, ClearSolutionsWithStarter, ExecuteWithOutputCap,
+                                   FeedbackExporter, HideHiddenTests, StripSolutionMarkers)
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.converters import Autograde, GenerateAssignment
 from nbgrader.preprocessors import (CheckCellMetadata, ClearHiddenTests, ClearMarkScheme, ClearOutput,
@@ -32,7 +32,9 @@ METADATA_CHECK = {CheckCellMetadata: CheckCellMetadataSchemaOnce}
 c.GenerateAssignment.preprocessors = swapped(GenerateAssignment, "preprocessors",
                                              {ClearSolutions: ClearSolutionsWithStarter, **METADATA_CHECK})
 c.Autograde.sanitize_preprocessors = swapped(Autograde, "sanitize_preprocessors", METADATA_CHECK)
-c.Autograde.autograde_preprocessors = swapped(Autograde, "autograde_preprocessors", METADATA_CHECK)
+# Graded kernels run with a cap on what a cell may print (an output flood would grow the grader).
+c.Autograde.autograde_preprocessors = swapped(Autograde, "autograde_preprocessors",
+                                              {**METADATA_CHECK, Execute: ExecuteWithOutputCap})
 
 # Teaching and setup cells marked read-only stay locked in the release, like grade cells.
 c.LockCells.lock_readonly_cells = True

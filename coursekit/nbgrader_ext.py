@@ -16,6 +16,11 @@
   schema checked once per notebook. nbgrader calls `jsonschema.validate`, which first checks the
   schema itself against the JSON Schema meta-schema, before every cell: nine tenths of the check,
   which autograde runs twice per notebook (0.3 s per submission on a slow 2-core machine).
+- ExecuteWithOutputCap: nbgrader's Execute, keeping at most `max_cell_output` bytes of output per
+  cell and `max_notebook_output` per notebook. nbclient keeps every output message of the
+  student's kernel in the grader's own memory, so a cell that prints without end (an output
+  flood) would otherwise grow the grader, the graded notebook and the feedback page until the
+  cell's time limit, with no sandbox in between.
 """
 
 import traceback
@@ -29,7 +34,9 @@ from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from nbgrader import utils
 from nbgrader.nbgraderformat import MetadataValidator, ValidationError
 from nbgrader.nbgraderformat.common import BaseMetadataValidator
-from nbgrader.preprocessors import CheckCellMetadata, ClearHiddenTests, ClearSolutions, NbGraderPreprocessor
+from nbgrader.preprocessors import CheckCellMetadata, ClearHiddenTests, ClearSolutions, Execute, NbGraderPreprocessor
+from nbformat.v4 import new_output
+from traitlets import Integer
 
 from .notebooks import is_test, without_markers
 
@@ -164,3 +171,31 @@ class FeedbackExporter(HTMLExporter):
         if missing:
             self.log.warning("Alternative text is missing on %s image(s).", missing)
         return html, resources
+
+
+class ExecuteWithOutputCap(Execute):
+    """nbgrader's Execute with a cap on what a cell (and the notebook) may print: beyond it, outputs
+    are dropped and one line says so. The kernel runs on; its time limits still apply."""
+
+    max_cell_output = Integer(4 * 2**20, help="bytes of output kept per cell").tag(config=True)
+    max_notebook_output = Integer(32 * 2**20, help="bytes of output kept per notebook").tag(config=True)
+    NOTICE = "[output truncated by the grader: this cell printed more than {mb:g} MB]\n"
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._output_bytes: dict[int, int] = {}
+        self._truncated: set[int] = set()
+        return super().preprocess(nb, resources, km)
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg.get("content", {})
+        size = len(content.get("text", "")) + sum(len(str(v)) for v in content.get("data", {}).values()) \
+            + sum(len(line) for line in content.get("traceback", []))
+        used = self._output_bytes.get(cell_index, 0) + size
+        self._output_bytes[cell_index] = used
+        if used > self.max_cell_output or sum(self._output_bytes.values()) > self.max_notebook_output:
+            if cell_index not in self._truncated:
+                self._truncated.add(cell_index)
+                outs.append(new_output("stream", name="stderr",
+                                       text=self.NOTICE.format(mb=self.max_cell_output / 2**20)))
+            return None
+        return super().output(outs, msg, display_id, cell_index)

@@ -94,6 +94,8 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
         kernel_course(course, a.id, source_nb)
     else:
         shutil.copytree(template, course)
+    for private in (template, course):          # never the sandbox's to read (without a mount namespace)
+        private.chmod(0o700)
 
     lap("kernel courses")
     if submissions.is_file():
@@ -113,7 +115,7 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
         if r.recorded:
             gradebook.save_record(course, r.student, report.record(r))
             report.annotate(course / "autograded" / r.student / a.id / f"{a.id}.ipynb", report.record(r))
-    if results:
+    if any(r.recorded for r in results.values()):
         nbgrader_run.feedback(course, a.id)
     lap("feedback")
     if out.exists():
@@ -175,6 +177,7 @@ def run_workers(setup: BatchSetup, found: dict[str, Path], jobs: int):
     they finish. The zygote serves them all and is gone afterwards."""
     jobs = max(1, min(jobs, len(found) or 1))
     scratch = Path(tempfile.mkdtemp(prefix="ck-"))          # short: unix socket paths
+    check_reachable(setup, scratch)
     zyg = zygote.Zygote(list(setup.preload), scratch / "zygote")
     setup = dataclasses.replace(setup, socket_path=zyg.socket_path,
                                 threads=max(1, cpu_budget() // jobs))
@@ -202,6 +205,31 @@ def run_workers(setup: BatchSetup, found: dict[str, Path], jobs: int):
         for group in _WORKER.pop("cgroups", []):
             sandbox.release_cgroup(group)
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+class SandboxUnreachable(RuntimeError):
+    """The sandbox's uid cannot read what it must (no mount namespace re-exposes it)."""
+
+
+def check_reachable(setup: BatchSetup, scratch: Path) -> None:
+    """Without a mount namespace a sandbox that runs as an unprivileged uid reads the Python
+    environment, the data and its folders through the ordinary permissions: stop at once, saying
+    what to change, if one of them is closed to it (else every submission would crash)."""
+    caps = setup.capabilities
+    if caps.namespaces or not caps.drop_uid:
+        return
+    folders = {"the grading folder": str(Path(setup.root).parent), "the scratch folder": str(scratch)}
+    for folder in folders.values():                 # the kit's own: enter, never list
+        os.chmod(folder, stat.S_IMODE(os.stat(folder).st_mode) | stat.S_IXOTH)
+    needed = {"the Python environment": sys.prefix, "the Python it was made from": sys.base_prefix,
+              "the course data (COURSE_DATA_DIR)": os.environ.get("COURSE_DATA_DIR", ""), **folders}
+    closed = sandbox.unreachable(sandbox.SANDBOX_UID, needed, enter_only=tuple(folders))
+    if closed:
+        raise SandboxUnreachable(
+            f"student code runs as uid {sandbox.SANDBOX_UID}+ here (root without namespaces), and that uid "
+            f"cannot read {', '.join(closed)}: make them readable by all users (a Python under /usr, "
+            f"/usr/local or /opt, a data folder and work folder outside a private home), or grade with "
+            f"namespaces (root with CAP_SYS_ADMIN)")
 
 
 def _guarded(student: str, notebook: str) -> StudentResult:
@@ -316,6 +344,8 @@ def _sandbox_config(workdir: Path, writable: tuple[str, ...] = ()) -> sandbox.Sa
         workdir=str(workdir), threads=setup.threads, writable=writable, namespaces=caps.namespaces,
         uid=sandbox.SANDBOX_UID + slot if caps.drop_uid else None, cgroup=_WORKER["cgroup"],
         hide=setup.hide, keep=setup.keep,
+        memory_bytes=None if _WORKER["cgroup"] else int(setup.assignment.memory_gb * 2**30),
+        roots=(str(Path(setup.root).parent), str(_WORKER["folder"].parent)),
         gpu=str(slot % setup.gpus) if setup.gpus > 1 else None)   # one GPU: the workers share it
 
 
@@ -348,6 +378,9 @@ def _grade_in_worker(student: str, notebook: str) -> StudentResult:
     verification = verify.verify(_Spawner(setup.socket_path), _sandbox_config(verify_dir), dict(os.environ),
                                  planned, list(setup.preload),
                                  verify.Limits(a.cell_timeout, a.notebook_timeout), _WORKER["secrets"])
+    if setup.capabilities.drop_uid:
+        for folder in (kernel_dir, verify_dir):
+            sandbox.reclaim(str(folder))
     decision = verify.decide(kernel.status, kernel.passed, verification, flags)
     if kernel.recorded:
         gradebook.record_points(work, a.id, student, decision.cells)

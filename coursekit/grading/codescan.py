@@ -41,7 +41,7 @@ FORBIDDEN_MODULES = {
 ALLOWED_SUBMODULES = {"IPython.display"}
 ALLOWED_SYS = {"stdout", "stderr", "version", "version_info", "platform", "maxsize", "float_info",
                "byteorder"}
-FORBIDDEN_OS = re.compile(r"^(system|popen|exec\w*|spawn\w*|fork\w*|kill\w*|_exit|abort|setsid|"
+FORBIDDEN_OS = re.compile(r"^(system|popen|exec\w*|spawn\w*|posix_spawnp?|fork\w*|kill\w*|_exit|abort|setsid|"
                           r"set\w*id|setgroups|chroot|putenv|unsetenv|pidfd_open|register_at_fork|"
                           r"openpty|dup2?|fchdir)$")
 ALLOWED_DUNDERS = {"__init__", "__name__", "__class__", "__doc__", "__module__", "__qualname__",

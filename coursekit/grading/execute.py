@@ -43,6 +43,8 @@ def working_copy(template: Path, work: Path, aid: str, student: str, nb) -> Path
     target = work / "submitted" / student / aid / f"{aid}.ipynb"
     target.parent.mkdir(parents=True)
     nbformat.write(nb, target)
+    for item in work.iterdir():       # the grader's: a sandbox without a mount namespace passes through
+        item.chmod(0o700 if item.is_dir() else 0o600)
     return work
 
 

@@ -4,6 +4,7 @@ for each student (feedback: the kernel's notebook with the verification run's ve
 from __future__ import annotations
 
 import csv
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,8 +48,7 @@ class GradeReport:
 
 def describe_isolation(capabilities, cell_timeout: float, notebook_timeout: float, memory_gb: float) -> str:
     limits = f"per cell {cell_timeout:g} s, per notebook {notebook_timeout:g} s"
-    cap = f", memory {memory_gb:g} GiB" if capabilities.cgroup else ""
-    return f"{limits}{cap}; {capabilities.describe()}"
+    return f"{limits}, memory {memory_gb:g} GiB; {capabilities.describe()}"
 
 
 def write_tables(report: GradeReport) -> None:
@@ -149,4 +149,7 @@ def annotate(notebook: Path, info: dict, decision: str = "", note: str = "") -> 
         else:
             line = "Grader's verification: this check did not run (the run ended before it), 0 points."
         cell.outputs.append(nbformat.v4.new_output("display_data", data={"text/plain": line}, metadata=MARK))
+    mode = notebook.stat().st_mode
+    notebook.chmod(mode | stat.S_IWUSR)         # nbgrader leaves graded notebooks read-only
     nbformat.write(nb, notebook)
+    notebook.chmod(mode)

@@ -12,15 +12,23 @@ it (root, or CAP_SYS_ADMIN) a sandboxed process gets
   a memory cgroup (the OOM killer ends it past its cap), resource limits (processes, file size, no
   core dumps) and a fixed number of math-library threads.
 
-Where namespaces or cgroups are not permitted it still gets the limits; `capabilities()` says which
-protections are in force, and the grading summary prints it.
+Where namespaces or cgroups are not permitted (root in Docker or on Gradescope: no CAP_SYS_ADMIN and a
+read-only /sys/fs/cgroup; a normal user) it still gets the limits, and instead of the memory cgroup
+a data-size limit per process (RLIMIT_DATA) and a watchdog of its manager over all the processes it
+started (`zygote._supervise`); without a mount namespace the uid alone keeps it from the grader's
+files, so its folders are opened to that uid for traversal only (`open_path`) and `unreachable()`
+finds what it could not read. `capabilities()` says which protections are in force, and the
+grading summary prints it.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import re
 import resource
+import signal
+import stat
 import shutil
 import subprocess
 import time
@@ -50,17 +58,28 @@ class Capabilities:
     drop_uid: bool
     cgroup: bool
 
+    @property
+    def mode(self) -> str:
+        """The grading mode: what the README and SECURITY.md call it."""
+        if self.namespaces and self.drop_uid:
+            return "full sandbox"
+        return "unprivileged uid, no namespaces" if self.drop_uid else "your own user, limits only"
+
     def describe(self) -> str:
-        parts = [f"memory cap (cgroup)" if self.cgroup else
-                 "NO memory cap: memory cgroups are not writable on this machine"]
+        parts = [f"mode: {self.mode}",
+                 "memory cap: memory cgroup" if self.cgroup else
+                 "memory cap: a data limit per process (RLIMIT_DATA) and a watchdog over the sandbox's "
+                 "processes (memory cgroups are not writable here)"]
         if self.namespaces:
             parts.append("no network (own network namespace), own PID and mount namespace "
                          "(course files hidden)")
         else:
             parts.append("NO network isolation and course files NOT hidden: namespaces are not "
-                         "permitted on this machine (run as root for full isolation)")
-        parts.append("student code as an unprivileged uid" if self.drop_uid else
-                     "student code as your own user")
+                         "permitted here (root with CAP_SYS_ADMIN gives the full sandbox)")
+        parts.append("student code as an unprivileged uid (it reads only what every user may read)"
+                     if self.drop_uid else
+                     "student code as your own user: it can read and change everything you can, and "
+                     "stop your processes (see SECURITY.md)")
         return "; ".join(parts)
 
 
@@ -79,6 +98,8 @@ class SandboxConfig:
     max_processes: int = 512
     max_file_bytes: int = 256 * 2**20
     gpu: str | None = None            # CUDA_VISIBLE_DEVICES, when the machine has several GPUs
+    memory_bytes: int | None = None   # without a cgroup: RLIMIT_DATA beyond what it inherits, watchdog
+    roots: tuple[str, ...] = ()       # the grader's folders that hold its folders (opened: see open_path)
     env: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -86,7 +107,7 @@ class SandboxConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> "SandboxConfig":
-        return cls(**{**data, **{k: tuple(data.get(k, ())) for k in ("writable", "hide", "keep")}})
+        return cls(**{**data, **{k: tuple(data.get(k, ())) for k in ("writable", "hide", "keep", "roots")}})
 
 
 # ---------------------------------------------------------------- the grader's side
@@ -98,6 +119,55 @@ def capabilities() -> Capabilities:
     if memory:
         release_cgroup(memory)
     return Capabilities(namespaces=namespaces, drop_uid=os.geteuid() == 0, cgroup=bool(memory))
+
+
+def unreachable(uid: int, paths: dict[str, str], enter_only: tuple[str, ...] = ()) -> list[str]:
+    """Which of `paths` ({what: path}) the uid cannot read (folders: list and enter; those named in
+    `enter_only`: enter), each as "what (path)"; found by trying, in a child that becomes the uid."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            missing = [f"{what} ({path})" for what, path in paths.items() if path and not os.access(
+                path, os.X_OK if what in enter_only else os.R_OK | (os.X_OK if os.path.isdir(path) else 0))]
+            os.write(write, "\n".join(missing).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        text = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return [line for line in text.splitlines() if line]
+
+
+def open_path(folder: str, roots: tuple[str, ...]) -> None:
+    """Let other users enter (not list) every folder from the root that holds `folder` down to it:
+    a sandbox without a mount namespace reaches its own folders only through the grader's. Folders
+    outside `roots` are never changed."""
+    path = Path(folder)
+    for root in map(Path, roots):
+        if path.is_relative_to(root):
+            parts = path.relative_to(root).parts
+            for step in [root / Path(*parts[:i]) for i in range(len(parts))]:
+                mode = step.stat().st_mode
+                if not mode & stat.S_IXOTH:
+                    os.chmod(step, stat.S_IMODE(mode) | stat.S_IXOTH)
+            return
+
+
+def reclaim(folder: str) -> None:
+    """Take a sandbox's folder back (owner: the grader, private), so that the next sandbox of the
+    same uid cannot read what this one left."""
+    me, group = os.geteuid(), os.getegid()
+    for top, dirs, files in os.walk(folder):
+        for name in [*dirs, *files]:
+            os.lchown(os.path.join(top, name), me, group)
+    os.lchown(folder, me, group)
+    os.chmod(folder, 0o700)
 
 
 def memory_cgroup(name: str, limit_bytes: int) -> str | None:
@@ -192,10 +262,24 @@ def enter(config: SandboxConfig) -> None:
     Called after `unshare_namespaces()` and a fork when `config.namespaces` is set."""
     if config.namespaces:
         hide(config.hide, (*config.keep, config.workdir, *config.writable))
+    elif config.uid is not None:
+        for folder in (config.workdir, *config.writable):
+            open_path(folder, config.roots)
     if config.cgroup:
         # PIDs written here are read in the writer's PID namespace: this process itself.
         Path(config.cgroup, "cgroup.procs").write_text(str(os.getpid()))
-    resource.setrlimit(resource.RLIMIT_NPROC, (config.max_processes,) * 2)
+    elif config.memory_bytes:
+        # What it inherited from the zygote (the course's libraries) plus its cap: like the cgroup,
+        # which charges only the pages the sandbox itself adds. The manager's watchdog sums them.
+        limit = data_bytes() + config.memory_bytes
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    # RLIMIT_NPROC counts every process and thread of the real uid. The sandbox's own uid has nothing
+    # else; the instructor's own user (no uid to drop to) has the grader and the classmates' sandboxes
+    # too: there the limit only guards the machine, and the manager's watchdog holds the sandbox
+    # itself to max_processes.
+    processes = config.max_processes if config.uid is not None or os.geteuid() == 0 else \
+        user_tasks(os.getuid()) + 4 * config.max_processes
+    resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (config.max_file_bytes,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.chdir(config.workdir)
@@ -216,3 +300,116 @@ def enter(config: SandboxConfig) -> None:
         os.setgroups([])
         os.setgid(config.uid)
         os.setuid(config.uid)
+
+
+# ---------------------------------------------------------------- the manager's side: memory, leftovers
+def data_bytes(pid: int | str = "self") -> int:
+    """A process's data size (VmData: what RLIMIT_DATA limits)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmData:\s+(\d+) kB", status, re.M).group(1)) * 1024
+
+
+def user_tasks(uid: int) -> int:
+    """Processes and threads of a real uid now (what RLIMIT_NPROC counts)."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                status = Path(entry.path, "status").read_text()
+            except OSError:
+                continue
+            if int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1)) == uid:
+                count += int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))
+    return count
+
+
+def descendants(ancestor: int) -> list[int]:
+    """Every process below `ancestor` (children, theirs, ...), from /proc. A subreaper's orphans
+    stay below it, so for a sandbox's manager this is everything the sandbox ever started."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat_line = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat_line.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [ancestor]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def over_memory(pids: list[int], limit: int) -> bool:
+    """Whether the processes together hold more than `limit` bytes that no other process shares
+    (what they added since the fork: Private_Clean + Private_Dirty + Swap of smaps_rollup). Their
+    resident sizes, cheaper to read and never smaller, are summed first."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    resident = 0
+    for pid in pids:
+        try:
+            resident += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    if resident <= limit:
+        return False
+    total = 0
+    for pid in pids:
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        total += sum(int(m) for m in re.findall(r"^(?:Private_Clean|Private_Dirty|Swap):\s+(\d+) kB",
+                                                 rollup, re.M)) * 1024
+        if total > limit:
+            return True
+    return False
+
+
+def kill_all(ancestor: int, uid: int | None = None) -> None:
+    """SIGKILL every process below `ancestor` (until none is left) and, with `uid`, every process of
+    that uid (a sandbox's uid owns nothing else: a child that becomes it kills all it may signal)."""
+    if uid is not None and os.geteuid() == 0:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+                os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+    for _ in range(100):
+        pids = descendants(ancestor)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        reap()
+        time.sleep(0.01)
+
+
+def reap() -> dict[int, int]:
+    """Collect every child that has ended: {pid: wait status}."""
+    ended = {}
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return ended
+        if pid == 0:
+            return ended
+        ended[pid] = status
+
+
+def become_subreaper() -> None:
+    """Orphans of this process's descendants become its children (prctl PR_SET_CHILD_SUBREAPER)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(36, 1, 0, 0, 0)

@@ -132,13 +132,15 @@ def _manage(conn: socket.socket, request: dict, fds: list[int]) -> None:
         config = sandbox.SandboxConfig.from_json(request["config"])
         if config.namespaces:
             sandbox.unshare_namespaces()
+        else:                       # no PID namespace: whatever the sandbox starts stays below us
+            sandbox.become_subreaper()
         pid = os.fork()
         if pid == 0:
             conn.close()
             _run(request, fds, config)        # never returns
         _close(fds)
         send(conn, {"pid": pid})
-        _supervise(conn, pid)
+        _supervise(conn, pid, config)
     except BaseException:
         try:
             send(conn, {"error": traceback.format_exc(limit=3)})
@@ -148,37 +150,64 @@ def _manage(conn: socket.socket, request: dict, fds: list[int]) -> None:
         os._exit(0)
 
 
-def _supervise(conn: socket.socket, pid: int) -> None:
+WATCH_SECONDS = 0.25        # how often the watchdog sums a cgroup-less sandbox's memory
+
+
+def _supervise(conn: socket.socket, pid: int, config: sandbox.SandboxConfig) -> None:
+    """Until the sandbox ends: kill it when the requester closes the connection or asks, or (without
+    a memory cgroup) when its processes together hold more than its cap. Then kill whatever it left
+    running and report its exit code."""
     pidfd = os.pidfd_open(pid)
     watch = selectors.DefaultSelector()
     watch.register(pidfd, selectors.EVENT_READ)
     watch.register(conn, selectors.EVENT_READ)
-    killed = False
-    while True:
-        for key, _ in watch.select():
+    # Without a PID namespace, the manager watches what the sandbox started: how many processes (the
+    # instructor's own user shares its process limit with the grader and the classmates) and, without
+    # a memory cgroup, how much memory they hold together.
+    memory = config.memory_bytes if not config.cgroup else None
+    watchdog = not config.namespaces
+    killed, why, status = False, "", None
+    while status is None:
+        for key, _ in watch.select(WATCH_SECONDS if watchdog and not killed else None):
             if key.fd == pidfd:
                 _, status = os.waitpid(pid, 0)
-                code = os.waitstatus_to_exitcode(status)
-                try:
-                    send(conn, {"exit": code, "killed": killed})
-                except OSError:
-                    pass
-                return
-            message, _ = receive(conn) if not killed else (None, [])
-            if not killed and (message is None or message.get("op") == "kill"):
-                _kill(pid)
+                break
+            message, _ = receive(conn)
+            if message is None or message.get("op") == "kill":
+                _kill(pid, config)
                 killed = True
                 watch.unregister(conn)
+        if watchdog and not killed and status is None:
+            ended = sandbox.reap()                 # orphans that came to us (subreaper)
+            if pid in ended:
+                status = ended[pid]
+                continue
+            started = [pid, *sandbox.descendants(pid)]
+            if len(started) > config.max_processes:
+                why = "processes"
+            elif memory and sandbox.over_memory(started, memory):
+                why = "memory"
+            if why:
+                _kill(pid, config)
+                killed = True
+    _kill(pid, config)                             # what it left behind
+    try:
+        send(conn, {"exit": os.waitstatus_to_exitcode(status), "killed": killed, "why": why})
+    except OSError:
+        pass
 
 
-def _kill(pid: int) -> None:
-    """Kill the sandbox: PID 1 of its namespace takes everything with it; without a PID namespace
-    its process group (the sandbox called setsid)."""
+def _kill(pid: int, config: sandbox.SandboxConfig) -> None:
+    """Kill the sandbox and everything it started: PID 1 of its namespace takes everything with it;
+    without a PID namespace its process group, every process below this manager (a subreaper:
+    orphans and escapees that called setsid included) and every process of its uid."""
     for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
         try:
             target()
         except (ProcessLookupError, PermissionError):
             pass
+    if not config.namespaces:
+        sandbox.kill_all(os.getpid(), config.uid)
 
 
 def _run(request: dict, fds: list[int], config: sandbox.SandboxConfig) -> None:

@@ -8,7 +8,7 @@ answer, followed by the reference answer, so a contained attack costs the attack
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +33,8 @@ class Hostile:
     reason: str | None = None                    # text its status reason must contain
     needs: str | None = None                     # sandbox capability it relies on ("namespaces", "cgroup")
     full_marks: bool = False                     # contained, so the reference code under it scores in full
+    # Where a grading mode contains it differently (tests/test_grading_modes.py): {mode: (status, evidence)}
+    elsewhere: dict = field(default_factory=dict)
 
 
 def answer(code: str) -> Callable[[dict, dict], bytes]:
@@ -107,9 +109,15 @@ OTHER_ASSIGNMENT = json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {
      "source": "class UNet: pass", "outputs": [], "execution_count": None}]}).encode()
 
 BOMB_BYTES = min(2 * int(LIMITS["memory_gb"] * 2**30), 8 * 2**30)   # twice the cap, never > 8 GB
+# The grading modes other than the full sandbox (coursekit.grading.sandbox.Capabilities.mode).
+NO_NAMESPACES, OWN_USER = "unprivileged uid, no namespaces", "your own user, limits only"
+# Without a memory cgroup an allocation past the cap fails in the student's own process (RLIMIT_DATA):
+# the cell raises, the kernel goes on, the answer scores nothing.
+ALLOCATION_FAILS = ("graded", "Unable to allocate")
 
 CASES = [
-    Hostile("hostile_infinite_loop", "timed out", answer("while True:\n    pass")),
+    Hostile("hostile_infinite_loop", "timed out", answer("while True:\n    pass"),
+            elsewhere={NO_NAMESPACES: ("timed out", None), OWN_USER: ("timed out", None)}),
     Hostile("hostile_ignores_interrupt", "needs review", answer(
         "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"),
         reason="imports signal"),
@@ -118,7 +126,28 @@ CASES = [
     Hostile("hostile_os_exit", "needs review", answer("import os\nos._exit(1)"), reason="os._exit"),
     Hostile("hostile_segfault", "needs review", answer("import ctypes\nctypes.string_at(0)"), reason="ctypes"),
     Hostile("hostile_memory_bomb", "crashed", answer(
-        f"import numpy as np\nhog = np.ones({BOMB_BYTES}, dtype=np.uint8)"), needs="cgroup"),
+        f"import numpy as np\nhog = np.ones({BOMB_BYTES}, dtype=np.uint8)"), needs="cgroup",
+        elsewhere={NO_NAMESPACES: ALLOCATION_FAILS, OWN_USER: ALLOCATION_FAILS}),
+    # Processes until the process limit refuses the next one (BlockingIOError): sleepers, started
+    # the cheap way (posix_spawn), left for the grader to kill with everything the sandbox started.
+    Hostile("hostile_fork_bomb", "needs review", answer(
+        "import os\n"
+        "for _ in range(100000):\n"
+        f"    os.posix_spawn('/bin/sleep', {list(SPRAY)!r}, {{}})"), reason="os.posix_spawn",
+        elsewhere={NO_NAMESPACES: ("needs review", None), OWN_USER: ("needs review", None)}),
+    # Output without end, flushed line by line: the grader keeps 4 MB of the kernel's (ExecuteWithOutputCap)
+    # until the cell's time limit; the verification run's log stops at its file-size limit, which ends
+    # that run early where the kernel went on: needs review.
+    Hostile("hostile_output_flood", "needs review", answer(
+        "while True:\n    print('flood ' * 2000, flush=True)"), evidence="output truncated by the grader",
+        elsewhere={NO_NAMESPACES: ("needs review", "output truncated by the grader"),
+                   OWN_USER: ("needs review", "output truncated by the grader")}),
+    # kill(-1): every process the kernel may signal. Its own PID namespace (full sandbox) or its own
+    # uid (no namespaces) leave it nothing else to kill; as the instructor's own user it kills the
+    # grader itself: tests/test_grading_modes.py asserts exactly that (SECURITY.md).
+    Hostile("hostile_kills_everything", "needs review", answer(
+        "import os, signal\nos.kill(-1, signal.SIGKILL)"), reason="os.kill", full_marks=False,
+        elsewhere={NO_NAMESPACES: ("needs review", None)}),
     Hostile("hostile_process_spray", "needs review", answer(
         "import subprocess\n"
         f"sleepers = [subprocess.Popen({list(SPRAY)!r}) for _ in range(50)]\n"
@@ -194,6 +223,11 @@ CASES = [
 
 # Full marks expected: the attack was contained (or the damage repaired) and the reference ran.
 FULL_MARKS = {c.name for c in CASES if c.full_marks}
+
+
+def in_mode(mode: str) -> list[Hostile]:
+    """The cases whose containment depends on the grading mode, with an outcome stated for `mode`."""
+    return [c for c in CASES if mode in c.elsewhere]
 
 
 def available(capabilities) -> list[Hostile]:
