@@ -90,6 +90,7 @@ def test_gradescope_autograder_agrees_with_make_grade(aid, tmp_path, tmp_path_fa
     with zipfile.ZipFile(zip_path) as z:
         names = set(z.namelist())
     assert {"setup.sh", "run_autograder", "requirements.txt", "data.sha256"} <= names
+    assert {n for n in names if n.startswith("data/")} == {f"data/{f}" for f in load_course().assignments[aid].data}
     suite = graded(aid, tmp_path_factory, stop_after)["report"].results
     _, hidden = nbs.secret_lines(source)
     rows = []

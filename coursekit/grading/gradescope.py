@@ -3,7 +3,7 @@
     coursekit gradescope ID   →  autograder/gradescope/ID.zip
 
 The zip holds, at its root, `setup.sh` (Python 3.11 and the pinned environment from
-requirements.txt, the course data checked against its sha256) and `run_autograder`, which grades
+requirements.txt, the data files the assignment reads (course.toml `data`) checked against their sha256) and `run_autograder`, which grades
 `$AUTOGRADER_ROOT/submission/*.ipynb` (AUTOGRADER_ROOT defaults to /autograder) with this kit's own
 pipeline: the kernel course generated here from the source notebook (hidden tests removed), the
 repair, static review, kernel run and verification run of `make grade`, the hidden tests only ever
@@ -34,7 +34,6 @@ from ..config import load_course
 from ..data import published_files, sha256_of
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
-DATA_FILES = ("medmnist/pneumoniamnist.npz", "lungseg/lungseg_128.npz")   # under COURSE_DATA_DIR
 PYTHON = "python3.11"
 
 SETUP_SH = r'''#!/usr/bin/env bash
@@ -86,11 +85,16 @@ exec "$ROOT/venv/bin/python" -m coursekit.grading.gradescope run "$ROOT"
 def export(assignment_id: str, dest: Path | None = None, source: Path | None = None,
            data_dir: Path | None = None) -> Path:
     """Write the autograder zip of an assignment. `source` replaces its source notebook (the tests
-    export a prefix); the data comes from `data_dir` (default COURSE_DATA_DIR) when it has it."""
+    export a prefix); the data is the assignment's `data` in course.toml, from `data_dir` (default
+    COURSE_DATA_DIR) when it has it."""
     from .batch import kernel_course
 
     course = load_course()
     a = course.assignments[assignment_id]
+    if not a.data:
+        raise ValueError(f"course.toml [assignments.{a.id}] has no `data` list: name the data files its "
+                         f"notebook reads (e.g. data = [\"medmnist/pneumoniamnist.npz\"]); the zip's "
+                         f"setup.sh checks at least one")
     dest = dest or REPO / "autograder" / "gradescope" / f"{a.id}.zip"
     dest.parent.mkdir(parents=True, exist_ok=True)
     source_nb = nbs.read(source or a.notebook("source"))
@@ -115,7 +119,7 @@ def export(assignment_id: str, dest: Path | None = None, source: Path | None = N
             for path in sorted(template.rglob("*")):
                 if path.is_file() and path.name != ".nbgrader.log":
                     z.write(path, f"template/{path.relative_to(template)}")
-            for relative in DATA_FILES:
+            for relative in a.data:
                 staged = data_dir / relative if data_dir else None
                 if staged is not None and staged.is_file():
                     z.write(staged, f"data/{relative}")
