@@ -176,7 +176,8 @@ def cpu_budget(cgroup_root: Path = Path("/sys/fs/cgroup"), self_cgroup: Path = P
     return max(1, cores)
 
 
-def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup"), self_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
+def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup"),
+                     self_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
     """CPUs this process's cgroup may use (quota / period, the smallest over it and its ancestors),
     or None where no quota is set: cgroup v2 `cpu.max` ("QUOTA PERIOD", "max PERIOD"), cgroup v1
     `cpu.cfs_quota_us` / `cpu.cfs_period_us` (-1: none) under `root`/cpu or `root`/cpu,cpuacct."""

@@ -3,16 +3,17 @@
     coursekit gradescope ID   →  autograder/gradescope/ID.zip
 
 The zip holds, at its root, `setup.sh` (Python 3.11 and the pinned environment from
-requirements.txt, the data files the assignment reads (course.toml `data`) checked against their sha256) and `run_autograder`, which grades
-`$AUTOGRADER_ROOT/submission/*.ipynb` (AUTOGRADER_ROOT defaults to /autograder) with this kit's own
-pipeline: the kernel course generated here from the source notebook (hidden tests removed), the
-repair, static review, kernel run and verification run of `make grade`, the hidden tests only ever
-in the verification run's input. It writes `results/results.json` in Gradescope's format: one test
-per graded cell, the status (graded, timed out, crashed, malformed, needs review) and reason on top;
-a submission that cannot be graded still gets a results.json that says why, with score 0. One that
-needs an instructor's decision (needs review, crashed, timed out, grader error) also gets a test with
-visibility "hidden" (instructors see it, students never do), 0 points: its verified score out of
-the maximum, every reason and review finding, and each graded cell's verified result.
+requirements.txt, the data files the assignment reads (course.toml `data`) checked against their
+sha256) and `run_autograder`, which grades `$AUTOGRADER_ROOT/submission/*.ipynb` (AUTOGRADER_ROOT
+defaults to /autograder) with this kit's own pipeline: the kernel course generated here from the
+source notebook (hidden tests removed), the repair, static review, kernel run and verification run
+of `make grade`, the hidden tests only ever in the verification run's input. It writes
+`results/results.json` in Gradescope's format: one test per graded cell, the status (graded, timed
+out, crashed, malformed, needs review) and reason on top; a submission that cannot be graded still
+gets a results.json that says why, with score 0. One that needs an instructor's decision (needs
+review, crashed, timed out, grader error) also gets a test with visibility "hidden" (instructors
+see it, students never do), 0 points: its verified score out of the maximum, every reason and
+review finding, and each graded cell's verified result.
 Gradescope runs one container per submission: the container is the sandbox, and where it runs
 student code as root the kit still drops it to an unprivileged uid and keeps the source unreadable.
 """

@@ -74,7 +74,8 @@ def collect_zip(assignment_id: str, archive: Path, course: Path,
 
 
 # ---------------------------------------------------------------- archive entries
-ARCHIVE_EXT = (".zip", ".gz")       # what nbgrader's zip_collect unpacks (ExtractorPlugin.zip_ext)
+# zip_collect unpacks what ends in .zip or .gz (ExtractorPlugin.zip_ext), also inside the archive:
+# a zip inside is cleaned like the archive, a .gz inside is left out.
 
 
 @dataclass(frozen=True)
