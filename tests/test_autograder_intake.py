@@ -1,6 +1,7 @@
 """Autograder intake, checks and repairs, without running any student code (seconds)."""
 
 import copy
+import csv
 import shutil
 import stat
 import zipfile
@@ -12,7 +13,7 @@ import pytest
 from coursekit import REPO
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
-from coursekit.grading import codescan
+from coursekit.grading import codescan, report
 from coursekit.grading.batch import kernel_course, static_review
 from coursekit.grading.intake import ArchiveLimits, clean_archive, collect_zip, find_submissions, precheck
 from coursekit.grading.repair import repair
@@ -204,3 +205,14 @@ def test_lms_zip_with_unsafe_entries_grades_the_rest_of_the_class(tmp_path):
     bad_names = {Path(name).name for name, _ in BAD.values()}
     assert not [p for p in tmp_path.rglob("*") if p.name in bad_names]
     assert not Path("/tmp/root_resnet_blocks.ipynb").exists()
+
+
+def test_skipped_entries_reach_status_csv(tmp_path):
+    """What collect_zip skipped is listed in status.csv with status "skipped" and its reason."""
+    skipped = clean_archive(lms_zip(tmp_path / "export.zip", list(BAD)), tmp_path / "clean.zip")
+    report.write_tables(report.GradeReport(A.id, tmp_path, {}, {}, skipped))
+    with (tmp_path / "status.csv").open() as f:
+        rows = {row["student"]: row for row in csv.DictReader(f)}
+    assert set(rows) == {name for name, _ in BAD.values()}
+    for name, why in BAD.values():
+        assert rows[name]["status"] == "skipped" and why in rows[name]["reason"]
