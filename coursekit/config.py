@@ -23,6 +23,7 @@ class Assignment:
     memory_gb: float              # memory cap of a student's kernel
     max_upload_mb: int            # larger submissions are refused as malformed
     gradescope_visibility: dict = field(default_factory=dict)   # grade_id -> Gradescope visibility
+    data: tuple[str, ...] = ()    # the data files its notebook reads, under COURSE_DATA_DIR
 
     def notebook(self, step: str, root: Path = REPO) -> Path:
         """Path of this assignment's notebook in `step` (source, release or solutions)."""
@@ -51,13 +52,22 @@ def load_course(path: Path = REPO / "course.toml") -> Course:
         aid: Assignment(aid, spec["title"], tuple(spec.get("colab_packages", ())),
                         int(spec.get("cell_timeout", 120)), int(spec.get("notebook_timeout", 900)),
                         float(spec.get("memory_gb", 4)), int(spec.get("max_upload_mb", 50)),
-                        dict(spec.get("gradescope_visibility", {})))
+                        dict(spec.get("gradescope_visibility", {})), data_files(aid, spec.get("data", [])))
         for aid, spec in data["assignments"].items()
     }
     course = data["course"]
     return Course(course["id"], course["github_repo"], course.get("branch", "main"), assignments,
                   data.get("grading", {}).get("submission_filename", DEFAULT_SUBMISSION_FILENAME),
                   data.get("gradescope", {}).get("visibility", "after_due_date"))
+
+
+def data_files(aid: str, files: list[str]) -> tuple[str, ...]:
+    """An assignment's `data` list: paths under COURSE_DATA_DIR such as "medmnist/pneumoniamnist.npz"."""
+    for name in files:
+        if not isinstance(name, str) or name.startswith("/") or {"..", ""} & set(name.split("/")):
+            raise ValueError(f"course.toml [assignments.{aid}] data: {name!r} is not a path under "
+                             f"COURSE_DATA_DIR; write it as in the notebook, e.g. \"medmnist/pneumoniamnist.npz\"")
+    return tuple(files)
 
 
 # ".../<student>_<notebook>.ipynb", e.g. jdoe_resnet_blocks.ipynb (matched against the whole path)

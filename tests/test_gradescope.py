@@ -90,6 +90,7 @@ def test_gradescope_autograder_agrees_with_make_grade(aid, tmp_path, tmp_path_fa
     with zipfile.ZipFile(zip_path) as z:
         names = set(z.namelist())
     assert {"setup.sh", "run_autograder", "requirements.txt", "data.sha256"} <= names
+    assert {n for n in names if n.startswith("data/")} == {f"data/{f}" for f in load_course().assignments[aid].data}
     suite = graded(aid, tmp_path_factory, stop_after)["report"].results
     _, hidden = nbs.secret_lines(source)
     rows = []
@@ -106,6 +107,9 @@ def test_gradescope_autograder_agrees_with_make_grade(aid, tmp_path, tmp_path_fa
         if name == "hostile_patch":
             assert status == "needs review" and results["score"] == 0 and "torch.allclose" in results["output"]
             assert "Why: ;" not in results["output"], results["output"]        # no empty reason listed
+            instructor = results["tests"][0]                                 # instructors only
+            assert instructor["name"] == gradescope.INSTRUCTOR_TEST and instructor["visibility"] == "hidden"
+            assert "torch.allclose" in instructor["output"] and "Verified score: " in instructor["output"]
             continue
         total = sum(t["max_score"] for t in results["tests"])
         expected = {"reference": total, "untouched": 0.0}.get(name)

@@ -3,13 +3,17 @@
     coursekit gradescope ID   →  autograder/gradescope/ID.zip
 
 The zip holds, at its root, `setup.sh` (Python 3.11 and the pinned environment from
-requirements.txt, the course data checked against its sha256) and `run_autograder`, which grades
-`$AUTOGRADER_ROOT/submission/*.ipynb` (AUTOGRADER_ROOT defaults to /autograder) with this kit's own
-pipeline: the kernel course generated here from the source notebook (hidden tests removed), the
-repair, static review, kernel run and verification run of `make grade`, the hidden tests only ever
-in the verification run's input. It writes `results/results.json` in Gradescope's format: one test
-per graded cell, the status (graded, timed out, crashed, malformed, needs review) and reason on top;
-a submission that cannot be graded still gets a results.json that says why, with score 0.
+requirements.txt, the data files the assignment reads (course.toml `data`) checked against their
+sha256) and `run_autograder`, which grades `$AUTOGRADER_ROOT/submission/*.ipynb` (AUTOGRADER_ROOT
+defaults to /autograder) with this kit's own pipeline: the kernel course generated here from the
+source notebook (hidden tests removed), the repair, static review, kernel run and verification run
+of `make grade`, the hidden tests only ever in the verification run's input. It writes
+`results/results.json` in Gradescope's format: one test per graded cell, the status (graded, timed
+out, crashed, malformed, needs review) and reason on top; a submission that cannot be graded still
+gets a results.json that says why, with score 0. One that needs an instructor's decision (needs
+review, crashed, timed out, grader error) also gets a test with visibility "hidden" (instructors
+see it, students never do), 0 points: its verified score out of the maximum, every reason and
+review finding, and each graded cell's verified result.
 Gradescope runs one container per submission: the container is the sandbox, and where it runs
 student code as root the kit still drops it to an unprivileged uid and keeps the source unreadable.
 """
@@ -31,7 +35,6 @@ from ..config import load_course
 from ..data import published_files, sha256_of
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
-DATA_FILES = ("medmnist/pneumoniamnist.npz", "lungseg/lungseg_128.npz")   # under COURSE_DATA_DIR
 PYTHON = "python3.11"
 
 SETUP_SH = r'''#!/usr/bin/env bash
@@ -83,11 +86,16 @@ exec "$ROOT/venv/bin/python" -m coursekit.grading.gradescope run "$ROOT"
 def export(assignment_id: str, dest: Path | None = None, source: Path | None = None,
            data_dir: Path | None = None) -> Path:
     """Write the autograder zip of an assignment. `source` replaces its source notebook (the tests
-    export a prefix); the data comes from `data_dir` (default COURSE_DATA_DIR) when it has it."""
+    export a prefix); the data is the assignment's `data` in course.toml, from `data_dir` (default
+    COURSE_DATA_DIR) when it has it."""
     from .batch import kernel_course
 
     course = load_course()
     a = course.assignments[assignment_id]
+    if not a.data:
+        raise ValueError(f"course.toml [assignments.{a.id}] has no `data` list: name the data files its "
+                         f"notebook reads (e.g. data = [\"medmnist/pneumoniamnist.npz\"]); the zip's "
+                         f"setup.sh checks at least one")
     dest = dest or REPO / "autograder" / "gradescope" / f"{a.id}.zip"
     dest.parent.mkdir(parents=True, exist_ok=True)
     source_nb = nbs.read(source or a.notebook("source"))
@@ -112,7 +120,7 @@ def export(assignment_id: str, dest: Path | None = None, source: Path | None = N
             for path in sorted(template.rglob("*")):
                 if path.is_file() and path.name != ".nbgrader.log":
                     z.write(path, f"template/{path.relative_to(template)}")
-            for relative in DATA_FILES:
+            for relative in a.data:
                 staged = data_dir / relative if data_dir else None
                 if staged is not None and staged.is_file():
                     z.write(staged, f"data/{relative}")
@@ -159,9 +167,13 @@ def run(root: Path) -> dict:
     try:
         results = grade(root, source_dir, settings)
     except Exception as err:                       # the grader failed: say so, never blame the student
+        import traceback
+        details = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=-3)}"
+        source = _read_source(source_dir, aid)
         results = {"score": 0.0, "output": f"Status: grader error. The autograder itself failed "
                                             f"({type(err).__name__}); your instructor has been told.",
-                   "tests": [], "extra_data": {"status": "grader error", "error": str(err)[:2000]}}
+                   "tests": [grader_error_test(details, source)],
+                   "extra_data": {"status": "grader error", "error": without_hidden(str(err), source)[:2000]}}
     results["execution_time"] = int(round(time.monotonic() - started))
     results.setdefault("stdout_visibility", "hidden")
     (results_dir / "results.json").write_text(json.dumps(results, indent=1))
@@ -191,7 +203,8 @@ def grade(root: Path, source_dir: Path, settings: dict) -> dict:
 
 
 def results_json(result, source_dir: Path, settings: dict, cell_max: dict[str, float]) -> dict:
-    """Gradescope's results format for one graded submission."""
+    """Gradescope's results format for one graded submission; one that needs an instructor's
+    decision also gets the hidden `INSTRUCTOR_TEST` (its verified score and the grader's details)."""
     aid = settings["assignment"]
     source = nbs.read(source_dir / f"{aid}.ipynb")
     rules = settings["visibility"]
@@ -224,8 +237,84 @@ def results_json(result, source_dir: Path, settings: dict, cell_max: dict[str, f
     elif reasons:
         lines.append(reasons)
     score = 0.0 if status in ("needs review", "malformed") else sum(t["score"] for t in tests)
+    if status in FOR_INSTRUCTORS:
+        tests.insert(0, instructor_test(result, source, tests))
     return {"score": score, "output": " ".join(lines), "output_format": "text", "tests": tests,
             "extra_data": {"status": status, "verified_score": result.score, "reason": reasons}}
+
+
+# ---------------------------------------------------------------- what only instructors see
+INSTRUCTOR_TEST = "Instructor: verified score and grading details"
+FOR_INSTRUCTORS = ("needs review", "crashed", "timed out", "grader error")
+WHAT_TO_DO = {
+    "needs review": "Gradescope scores it 0 until you decide: read the notebook (and the findings below); "
+                    "to accept it, give it the verified score by hand (manual grading: a point adjustment).",
+    "crashed": "Gradescope gives it the checks that finished. The kernel died (the memory cap, a "
+               "segfault, an exit): read the notebook before you change the score by hand.",
+    "timed out": "Gradescope gives it the checks that finished. A cell or the notebook ran past its time "
+                 "limit: read the notebook before you change the score by hand.",
+    "grader error": "The grader failed, not the student: re-run the autograder on this submission, or "
+                    "grade the notebook with `coursekit grade`, and set the score by hand.",
+}
+
+
+def instructor_test(result, source, tests: list[dict]) -> dict:
+    """A test students never see (visibility hidden, 0 points): the status, the verified score out of
+    the maximum, every reason and review finding, and each graded cell's verified result."""
+    maximum = sum(t["max_score"] for t in tests)
+    lines = [f"Status: {result.status}.",
+             f"Verified score: {result.score:g} / {maximum:g} (what accepting this submission would give; "
+             f"the verification run, hidden checks included).", WHAT_TO_DO[result.status]]
+    if result.reason:
+        lines += ["", "Reasons:", *(f"- {r}" for r in result.reason.split("; ") if r)]
+    if result.review:
+        lines += ["", "Review findings:", *(f"- {r}" for r in result.review)]
+    lines += ["", "Graded cells (verification run):"]
+    for test in tests:
+        gid = test["name"].split(":")[0]
+        check = result.checks.get(gid, {})
+        points = f"{result.cells.get(gid, 0.0):g} / {test['max_score']:g}"
+        message = check.get("message", "")
+        verdict = ("passed" if check.get("passed") else "did not run" if not check.get("ran")
+                   else "failed" + (f": {message}" if message else ""))
+        lines.append(f"- {gid}: {points}, {verdict}")
+    if result.manual:
+        lines += ["", f"Graded by hand, not in this score: {', '.join(result.manual)}."]
+    return _hidden_test("\n".join(lines), source)
+
+
+def grader_error_test(details: str, source) -> dict:
+    """The hidden instructor test when run_autograder itself failed (no result to show); `source`
+    is the source notebook, or None where it could not be read."""
+    maximum = f"{sum(float(nbs.nbgrader(c).get('points', 0)) for c in source.cells if nbs.is_test(c)):g}" \
+        if source is not None else "?"
+    lines = ["Status: grader error.", f"Verified score: none / {maximum} (grading did not finish).",
+             WHAT_TO_DO["grader error"], "", "The grader's error:", details.strip()]
+    return _hidden_test("\n".join(lines), source)
+
+
+def _read_source(source_dir: Path, aid: str):
+    try:
+        return nbs.read(source_dir / f"{aid}.ipynb")
+    except Exception:                              # the source may be what failed
+        return None
+
+
+def without_hidden(text: str, source) -> str:
+    """`text` with every hidden-test line of `source` (a notebook, or None) replaced."""
+    if source is not None:
+        for line in sorted(nbs.secret_lines(source)[1], key=len, reverse=True):
+            text = text.replace(line, "[hidden test line]")
+    return text
+
+
+def _hidden_test(output: str, source) -> dict:
+    """0 of 0 points, visibility hidden; no hidden-test line in it, at most 20,000 characters."""
+    output = without_hidden(output, source)
+    if len(output) > 20000:
+        output = output[:19999] + "…"
+    return {"name": INSTRUCTOR_TEST, "score": 0.0, "max_score": 0.0, "status": "failed",
+            "output": output, "visibility": "hidden"}
 
 
 def main(argv: list[str]) -> int:
