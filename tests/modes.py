@@ -26,6 +26,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 # Docker's default capability set (moby's oci/caps/defaults.go): no CAP_SYS_ADMIN, no CAP_SYS_RESOURCE.
@@ -108,6 +109,36 @@ def peak_memory(group: str) -> int | None:
         if path.exists():
             return int(path.read_text().split()[0])
     return None
+
+
+def gradescope_root(zip_path: Path, root: Path, aid: str, notebook: bytes) -> Path:
+    """An AUTOGRADER_ROOT as Gradescope's image has it after setup.sh (the installed environment
+    stands in for the venv it builds; the source readable by root alone), with one submission."""
+    (root / "submission").mkdir(parents=True)
+    shutil.unpack_archive(zip_path, root / "source")
+    os.symlink(sys.prefix, root / "venv")
+    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
+    (root / "submission" / f"{aid}.ipynb").write_bytes(notebook)
+    subprocess.run(["chmod", "-R", "go-rwx", str(root / "source")], check=True)
+    return root
+
+
+def run_gradescope(root: Path, cpus: int, memory_bytes: int) -> tuple[subprocess.CompletedProcess, float, int | None]:
+    """The zip's run_autograder in the emulated container, its memory limited from outside to
+    `memory_bytes` (Gradescope's resource pair) and `cpus` math threads: (process, seconds, peak memory)."""
+    from coursekit.grading import sandbox
+
+    group = sandbox.memory_cgroup(f"gradescope-{os.getpid()}-{root.name}", memory_bytes)
+    env = {**os.environ, "AUTOGRADER_ROOT": str(root), "COURSEKIT_CPUS": str(cpus)}
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(container(["bash", str(root / "run_autograder")], group), cwd=Path(__file__).parent.parent,
+                              env=env, capture_output=True, text=True, timeout=3600)
+        peak = peak_memory(group) if group else None
+    finally:
+        if group:
+            sandbox.release_cgroup(group)
+    return proc, time.monotonic() - started, peak
 
 
 def kill_user(uid: int) -> None:

@@ -191,7 +191,8 @@ def grade(root: Path, source_dir: Path, settings: dict) -> dict:
     if not notebooks:
         result = StudentResult("submission", "malformed", reason=f"no notebook submitted (expected {aid}.ipynb)")
         return results_json(result, source_dir, settings, {})
-    work = Path(tempfile.mkdtemp(prefix="gs-", dir=root))
+    # in the system temporary folder: every uid may enter it (the sandbox runs as an unprivileged uid)
+    work = Path(tempfile.mkdtemp(prefix="gs-"))
     folder = work / "submissions"
     folder.mkdir()
     shutil.copy((preferred or notebooks)[0], folder / "submission.ipynb")
