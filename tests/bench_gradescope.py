@@ -66,7 +66,7 @@ def main(ids, cpus=2, memory_gb=3.0):
                 root = modes.gradescope_root(zip_path, Path(tmp) / "autograder", aid, notebook)
                 proc, seconds, peak = modes.run_gradescope(root, cpus, int(memory_gb * 2**30))
                 results = json.loads((root / "results" / "results.json").read_text())
-                print(f"{aid}: {seconds:.0f} s, peak memory {(peak or 0) / 2**30:.2f} GiB of {memory_gb:g} "
+                print(f"{aid}: {seconds:.0f} s, peak memory {(peak or 0) / 2**30:.2f} GiB (no file cache) of {memory_gb:g} "
                       f"(emulated container, {cpus} CPUs, memory_gb {a.memory_gb:g}), "
                       f"{results['extra_data']['status']} {results['score']:g}/"
                       f"{sum(t['max_score'] for t in results['tests']):g}, zip {zip_path.stat().st_size / 2**20:.1f} MB"

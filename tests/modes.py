@@ -123,21 +123,34 @@ def gradescope_root(zip_path: Path, root: Path, aid: str, notebook: bytes) -> Pa
     return root
 
 
+def anonymous_memory(group: str) -> int:
+    """Memory of a cgroup's processes that is not file cache (what an out-of-memory kill frees):
+    v2 memory.stat `anon`, v1 `total_rss`."""
+    stat = dict(line.split() for line in Path(group, "memory.stat").read_text().splitlines())
+    return int(stat.get("anon", stat.get("total_rss", 0)))
+
+
 def run_gradescope(root: Path, cpus: int, memory_bytes: int) -> tuple[subprocess.CompletedProcess, float, int | None]:
     """The zip's run_autograder in the emulated container, its memory limited from outside to
-    `memory_bytes` (Gradescope's resource pair) and `cpus` math threads: (process, seconds, peak memory)."""
+    `memory_bytes` (Gradescope's resource pair) and `cpus` math threads: (process, seconds, peak of
+    its processes' memory without file cache, sampled every 0.2 s)."""
     from coursekit.grading import sandbox
 
     group = sandbox.memory_cgroup(f"gradescope-{os.getpid()}-{root.name}", memory_bytes)
     env = {**os.environ, "AUTOGRADER_ROOT": str(root), "COURSEKIT_CPUS": str(cpus)}
-    started = time.monotonic()
+    started, peak = time.monotonic(), None
     try:
-        proc = subprocess.run(container(["bash", str(root / "run_autograder")], group), cwd=Path(__file__).parent.parent,
-                              env=env, capture_output=True, text=True, timeout=3600)
-        peak = peak_memory(group) if group else None
+        with open(root / "stdout.txt", "w") as out, open(root / "stderr.txt", "w") as err:
+            proc = subprocess.Popen(container(["bash", str(root / "run_autograder")], group),
+                                    cwd=Path(__file__).parent.parent, env=env, stdout=out, stderr=err)
+            while proc.poll() is None:
+                if group:
+                    peak = max(peak or 0, anonymous_memory(group))
+                time.sleep(0.2)
     finally:
         if group:
             sandbox.release_cgroup(group)
+    proc.stdout, proc.stderr = (root / "stdout.txt").read_text(), (root / "stderr.txt").read_text()
     return proc, time.monotonic() - started, peak
 
 
