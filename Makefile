@@ -3,6 +3,8 @@
 # which is created (or rebuilt when requirements.txt changes) on first use.
 
 PYTHON ?= python3
+# uv, for `make lock` only (pinned): resolves one lock for every Python in the range.
+UV_VERSION := 0.13.9
 VENV   ?= .venv
 BIN    := $(abspath $(VENV))/bin
 # nbgrader needs the venv's bin on PATH (it runs alembic from there).
@@ -37,7 +39,16 @@ help: ## this menu
 	@echo "Course kit — targets (first run creates .venv: ~2 min)"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# The interpreter is checked before anything is installed (coursekit/pyversion.py, no dependencies):
+# outside CPython 3.11.2–3.13 `make venv` stops with one line saying what works and how to get it.
+# An existing venv is checked by its own python (it is reused as it is).
+VENV_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+VENV_FIX = $(if $(wildcard $(BIN)/python),rm -rf $(VENV) && make venv PYTHON=python3.12,make venv PYTHON=python3.12)
+PYTHON_PROBLEM = $(shell if command -v '$(VENV_PYTHON)' >/dev/null 2>&1; then '$(VENV_PYTHON)' coursekit/pyversion.py '$(VENV_FIX)' 2>&1; \
+  else echo "$(VENV_PYTHON) not found: this course needs CPython 3.11.2 to 3.13.x (README, Environment); run: make venv PYTHON=python3.12"; fi)
+
+$(VENV)/.installed: requirements.txt pyproject.toml coursekit/pyversion.py
+	$(if $(strip $(PYTHON_PROBLEM)),$(error $(strip $(PYTHON_PROBLEM))))
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq -r requirements.txt
 	$(BIN)/python -m pip install -qq --no-deps --no-build-isolation -e .
@@ -90,12 +101,11 @@ publish-data: venv ## print the lung file's sha256 and the exact step that publi
 tidy: venv ## normalise source notebooks (clear outputs, sync generated setup cells)
 	$(BIN)/coursekit tidy
 
-lock: ## re-resolve requirements.in into the full lock requirements.txt (needs the registry)
-	rm -rf .build/lockenv && $(PYTHON) -m venv .build/lockenv
-	.build/lockenv/bin/python -m pip install -qq -r requirements.in
-	.build/lockenv/bin/python -m pip freeze --exclude-editable \
-	  | sed -e 's/^torch==/torch===/' > requirements.txt
-	rm -rf .build/lockenv
+lock: ## re-resolve requirements.in into requirements.txt, one lock for Python 3.11.2–3.13 (uv, universal)
+	test -x .build/uv/bin/uv || { rm -rf .build/uv && $(PYTHON) -m venv .build/uv && .build/uv/bin/python -m pip install -qq uv==$(UV_VERSION); }
+	.build/uv/bin/uv pip compile --quiet --universal --python-version 3.11.2 --no-annotate \
+	  --custom-compile-command "make lock" requirements.in -o requirements.txt
+	sed -i -e 's/^torch==/torch===/' requirements.txt
 
 clean: ## remove the venv and nbgrader scratch state (never source/, release/, solutions/)
 	rm -rf $(VENV) .build gradebook.db .nbgrader.log autograder/work
