@@ -80,7 +80,7 @@ gradescope: venv ## export a Gradescope autograder: make gradescope ASSIGNMENT=i
 gradescope-setup-check: gradescope ## run the zip's setup.sh in a fresh folder and venv, then grade the reference  [downloads ~5 GB]
 	rm -rf .build/gradescope && mkdir -p .build/gradescope/source .build/gradescope/submission
 	cd .build/gradescope/source && unzip -q ../../../autograder/gradescope/$(ASSIGNMENT).zip
-	AUTOGRADER_ROOT=$(abspath .build/gradescope) PYTHON=$(PYTHON) bash .build/gradescope/source/setup.sh
+	AUTOGRADER_ROOT=$(abspath .build/gradescope) COURSEKIT_PREFIX=$(abspath .build/gradescope/opt) bash .build/gradescope/source/setup.sh
 	$(BIN)/python -c "import coursekit.notebooks as n, sys; s = n.read(n.load_course().assignments['$(ASSIGNMENT)'].notebook('source')); 	  n.write(n.make_submission(n.read(n.load_course().assignments['$(ASSIGNMENT)'].notebook('release')), n.reference_answers(s)), 	  n.Path('.build/gradescope/submission/$(ASSIGNMENT).ipynb'))"
 	cp .build/gradescope/source/run_autograder .build/gradescope/run_autograder
 	AUTOGRADER_ROOT=$(abspath .build/gradescope) COURSE_DATA_DIR= bash .build/gradescope/run_autograder
