@@ -17,7 +17,7 @@ endif
 # test workers): there libgomp's default spin-waiting made a U-Net training step ~15x slower (3.5 s
 # vs 0.22 s). Not for one notebook alone (`make release`, `make bench`), which runs as in a student's
 # Jupyter: there passive waiting made a U-Net epoch 2x slower (3.2 s vs 1.7 s in make bench, 2026-12-02).
-test grade review gradescope-setup-check bench-grading bench-gradescope: export OMP_WAIT_POLICY ?= PASSIVE
+test grade grade-smoke colab-check review gradescope-setup-check bench-grading bench-gradescope: export OMP_WAIT_POLICY ?= PASSIVE
 
 ASSIGNMENT ?=
 SUBMISSIONS ?= autograder/submissions/$(ASSIGNMENT)
@@ -33,7 +33,7 @@ NOTE ?=
 TEST_SCOPE := $(if $(ASSIGNMENT),source/$(ASSIGNMENT) tests -k $(ASSIGNMENT),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv release test test-fast grade review gradescope gradescope-setup-check bench bench-grading bench-gradescope publish-data lock tidy clean
+.PHONY: help venv release test test-fast grade-smoke colab-check grade review gradescope gradescope-setup-check bench bench-grading bench-gradescope publish-data lock tidy clean
 
 help: ## this menu
 	@echo "Course kit — targets (first run creates .venv: ~2 min)"
@@ -85,6 +85,27 @@ gradescope-setup-check: gradescope ## run the zip's setup.sh in a fresh folder a
 	cp .build/gradescope/source/run_autograder .build/gradescope/run_autograder
 	AUTOGRADER_ROOT=$(abspath .build/gradescope) COURSE_DATA_DIR= bash .build/gradescope/run_autograder
 	@cat .build/gradescope/results/results.json
+
+grade-smoke: venv ## one small grading batch (resnet_blocks: reference + one wrong answer), as CI runs it on each end of the Python range  [~1 min]
+	$(BIN)/python -m pytest -p no:xdist tests/grade_smoke.py -ra $(PYTEST_ARGS)
+
+# Colab's stack (colab-stack.txt): a Python 3.13 (Colab runs 3.13.15; pyenv's newest 3.13 by default).
+COLAB_PYTHON ?= $(or $(lastword $(sort $(wildcard /root/.pyenv/versions/3.13.*/bin/python))),$(shell command -v python3.13))
+COLAB := .build/colab
+colab-check: ## every source notebook (hidden tests included) on Colab's versions, setup cell in its Colab path  [~12 min, downloads ~4 GB]
+	@test -n "$(COLAB_PYTHON)" && $(COLAB_PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' \
+	  || { echo "colab-check needs a Python 3.13, as Colab's: make colab-check COLAB_PYTHON=/path/to/python3.13"; exit 2; }
+	rm -rf $(COLAB) && $(COLAB_PYTHON) -m venv $(COLAB)/venv
+	$(COLAB)/venv/bin/python -m coursekit.colab requirements > $(COLAB)/requirements.txt
+	$(COLAB)/venv/bin/python -m coursekit.colab deferred > $(COLAB)/deferred.txt
+	$(COLAB)/venv/bin/python -m coursekit.colab constraints > $(COLAB)/constraints.txt
+	$(COLAB)/venv/bin/python -m pip install -qq -r $(COLAB)/requirements.txt -r $(COLAB)/deferred.txt -c $(COLAB)/constraints.txt
+	$(COLAB)/venv/bin/python -m pip wheel -qq --no-deps -w $(COLAB)/wheels -r $(COLAB)/deferred.txt
+	$(COLAB)/venv/bin/python -m pip uninstall -qq -y -r $(COLAB)/deferred.txt
+	$(COLAB)/venv/bin/python -m coursekit.colab pretend
+	COURSEKIT_COLAB=1 PIP_NO_INDEX=1 PIP_FIND_LINKS=$(abspath $(COLAB)/wheels) \
+	  $(COLAB)/venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup source/ $(PYTEST_ARGS)
+	$(COLAB)/venv/bin/python -m coursekit.colab installed
 
 bench: venv ## run reference notebooks, print measured figures (time, device, metrics): make bench [ASSIGNMENT=id]
 	$(BIN)/coursekit bench $(ASSIGNMENT)
