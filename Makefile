@@ -92,7 +92,7 @@ grade-smoke: venv ## one small grading batch (resnet_blocks: reference + one wro
 # Colab's stack (colab-stack.txt): a Python 3.13 (Colab runs 3.13.15; pyenv's newest 3.13 by default).
 COLAB_PYTHON ?= $(or $(lastword $(sort $(wildcard /root/.pyenv/versions/3.13.*/bin/python))),$(shell command -v python3.13))
 COLAB := .build/colab
-colab-check: ## every source notebook (hidden tests included) on Colab's versions, setup cell in its Colab path  [~12 min, downloads ~4 GB]
+colab-check: ## every source notebook (hidden tests included) on Colab's versions, setup cell in its Colab path  [~10 min on 2 cores, downloads ~4 GB]
 	@test -n "$(COLAB_PYTHON)" && $(COLAB_PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' \
 	  || { echo "colab-check needs a Python 3.13, as Colab's: make colab-check COLAB_PYTHON=/path/to/python3.13"; exit 2; }
 	rm -rf $(COLAB) && $(COLAB_PYTHON) -m venv $(COLAB)/venv
