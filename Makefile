@@ -77,7 +77,7 @@ gradescope: venv ## export a Gradescope autograder: make gradescope ASSIGNMENT=i
 	@test -n "$(ASSIGNMENT)" || (echo "usage: make gradescope ASSIGNMENT=<id>"; exit 2)
 	$(BIN)/coursekit gradescope $(ASSIGNMENT)
 
-gradescope-setup-check: gradescope ## run the zip's setup.sh in a fresh folder and venv, then grade the reference  [downloads ~5 GB]
+gradescope-setup-check: gradescope ## run the zip's setup.sh in a fresh folder and venv, then grade the reference  [downloads ~1 GB from GitHub and the PyTorch CPU index: not on CI machines]
 	rm -rf .build/gradescope && mkdir -p .build/gradescope/source .build/gradescope/submission
 	cd .build/gradescope/source && unzip -q ../../../autograder/gradescope/$(ASSIGNMENT).zip
 	AUTOGRADER_ROOT=$(abspath .build/gradescope) COURSEKIT_PREFIX=$(abspath .build/gradescope/opt) bash .build/gradescope/source/setup.sh
