@@ -86,7 +86,7 @@ gradescope-setup-check: gradescope ## run the zip's setup.sh in a fresh folder a
 	AUTOGRADER_ROOT=$(abspath .build/gradescope) COURSE_DATA_DIR= bash .build/gradescope/run_autograder
 	@cat .build/gradescope/results/results.json
 
-grade-smoke: venv ## one small grading batch (resnet_blocks: reference + one wrong answer), as CI runs it on each end of the Python range  [~1 min]
+grade-smoke: venv ## one small grading batch (resnet_blocks: reference + one wrong answer), as CI runs it on each end of the Python range  [~20 s]
 	$(BIN)/python -m pytest -p no:xdist tests/grade_smoke.py -ra $(PYTEST_ARGS)
 
 # Colab's stack (colab-stack.txt): a Python 3.13 (Colab runs 3.13.15; pyenv's newest 3.13 by default).
