@@ -3,6 +3,8 @@
 # which is created (or rebuilt when requirements.txt changes) on first use.
 
 PYTHON ?= python3
+# uv, for `make lock` only (pinned): resolves one lock for every Python in the range.
+UV_VERSION := 0.13.9
 VENV   ?= .venv
 BIN    := $(abspath $(VENV))/bin
 # nbgrader needs the venv's bin on PATH (it runs alembic from there).
@@ -15,7 +17,7 @@ endif
 # test workers): there libgomp's default spin-waiting made a U-Net training step ~15x slower (3.5 s
 # vs 0.22 s). Not for one notebook alone (`make release`, `make bench`), which runs as in a student's
 # Jupyter: there passive waiting made a U-Net epoch 2x slower (3.2 s vs 1.7 s in make bench, 2026-12-02).
-test grade review gradescope-setup-check bench-grading bench-gradescope: export OMP_WAIT_POLICY ?= PASSIVE
+test grade grade-smoke colab-check review gradescope-setup-check bench-grading bench-gradescope: export OMP_WAIT_POLICY ?= PASSIVE
 
 ASSIGNMENT ?=
 SUBMISSIONS ?= autograder/submissions/$(ASSIGNMENT)
@@ -31,13 +33,22 @@ NOTE ?=
 TEST_SCOPE := $(if $(ASSIGNMENT),source/$(ASSIGNMENT) tests -k $(ASSIGNMENT),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv release test test-fast grade review gradescope gradescope-setup-check bench bench-grading bench-gradescope publish-data lock tidy clean
+.PHONY: help venv release test test-fast grade-smoke colab-check grade review gradescope gradescope-setup-check bench bench-grading bench-gradescope publish-data lock tidy clean
 
 help: ## this menu
 	@echo "Course kit — targets (first run creates .venv: ~2 min)"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+# The interpreter is checked before anything is installed (coursekit/pyversion.py, no dependencies):
+# outside CPython 3.11.2–3.13 `make venv` stops with one line saying what works and how to get it.
+# An existing venv is checked by its own python (it is reused as it is).
+VENV_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+VENV_FIX = $(if $(wildcard $(BIN)/python),rm -rf $(VENV) && make venv PYTHON=python3.12,make venv PYTHON=python3.12)
+PYTHON_PROBLEM = $(shell if command -v '$(VENV_PYTHON)' >/dev/null 2>&1; then '$(VENV_PYTHON)' coursekit/pyversion.py '$(VENV_FIX)' 2>&1; \
+  else echo "$(VENV_PYTHON) not found: this course needs CPython 3.11.2 to 3.13.x (README, Environment); run: make venv PYTHON=python3.12"; fi)
+
+$(VENV)/.installed: requirements.txt pyproject.toml coursekit/pyversion.py
+	$(if $(strip $(PYTHON_PROBLEM)),$(error $(strip $(PYTHON_PROBLEM))))
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq -r requirements.txt
 	$(BIN)/python -m pip install -qq --no-deps --no-build-isolation -e .
@@ -66,14 +77,35 @@ gradescope: venv ## export a Gradescope autograder: make gradescope ASSIGNMENT=i
 	@test -n "$(ASSIGNMENT)" || (echo "usage: make gradescope ASSIGNMENT=<id>"; exit 2)
 	$(BIN)/coursekit gradescope $(ASSIGNMENT)
 
-gradescope-setup-check: gradescope ## run the zip's setup.sh in a fresh folder and venv, then grade the reference  [downloads ~5 GB]
+gradescope-setup-check: gradescope ## run the zip's setup.sh in a fresh folder and venv, then grade the reference  [downloads ~1 GB from GitHub and the PyTorch CPU index: not on CI machines]
 	rm -rf .build/gradescope && mkdir -p .build/gradescope/source .build/gradescope/submission
 	cd .build/gradescope/source && unzip -q ../../../autograder/gradescope/$(ASSIGNMENT).zip
-	AUTOGRADER_ROOT=$(abspath .build/gradescope) PYTHON=$(PYTHON) bash .build/gradescope/source/setup.sh
+	AUTOGRADER_ROOT=$(abspath .build/gradescope) COURSEKIT_PREFIX=$(abspath .build/gradescope/opt) bash .build/gradescope/source/setup.sh
 	$(BIN)/python -c "import coursekit.notebooks as n, sys; s = n.read(n.load_course().assignments['$(ASSIGNMENT)'].notebook('source')); 	  n.write(n.make_submission(n.read(n.load_course().assignments['$(ASSIGNMENT)'].notebook('release')), n.reference_answers(s)), 	  n.Path('.build/gradescope/submission/$(ASSIGNMENT).ipynb'))"
 	cp .build/gradescope/source/run_autograder .build/gradescope/run_autograder
 	AUTOGRADER_ROOT=$(abspath .build/gradescope) COURSE_DATA_DIR= bash .build/gradescope/run_autograder
 	@cat .build/gradescope/results/results.json
+
+grade-smoke: venv ## one small grading batch (resnet_blocks: reference + one wrong answer), as CI runs it on each end of the Python range  [~20 s]
+	$(BIN)/python -m pytest -p no:xdist tests/grade_smoke.py -ra $(PYTEST_ARGS)
+
+# Colab's stack (colab-stack.txt): a Python 3.13 (Colab runs 3.13.15; pyenv's newest 3.13 by default).
+COLAB_PYTHON ?= $(or $(lastword $(sort $(wildcard /root/.pyenv/versions/3.13.*/bin/python))),$(shell command -v python3.13))
+COLAB := .build/colab
+colab-check: ## every source notebook (hidden tests included) on Colab's versions, setup cell in its Colab path  [~10 min on 2 cores, downloads ~4 GB]
+	@test -n "$(COLAB_PYTHON)" && $(COLAB_PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' \
+	  || { echo "colab-check needs a Python 3.13, as Colab's: make colab-check COLAB_PYTHON=/path/to/python3.13"; exit 2; }
+	rm -rf $(COLAB) && $(COLAB_PYTHON) -m venv $(COLAB)/venv
+	$(COLAB)/venv/bin/python -m coursekit.colab requirements > $(COLAB)/requirements.txt
+	$(COLAB)/venv/bin/python -m coursekit.colab deferred > $(COLAB)/deferred.txt
+	$(COLAB)/venv/bin/python -m coursekit.colab constraints > $(COLAB)/constraints.txt
+	$(COLAB)/venv/bin/python -m pip install -qq -r $(COLAB)/requirements.txt -r $(COLAB)/deferred.txt -c $(COLAB)/constraints.txt
+	$(COLAB)/venv/bin/python -m pip wheel -qq --no-deps -w $(COLAB)/wheels -r $(COLAB)/deferred.txt
+	$(COLAB)/venv/bin/python -m pip uninstall -qq -y -r $(COLAB)/deferred.txt
+	$(COLAB)/venv/bin/python -m coursekit.colab pretend
+	COURSEKIT_COLAB=1 PIP_NO_INDEX=1 PIP_FIND_LINKS=$(abspath $(COLAB)/wheels) \
+	  $(COLAB)/venv/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup source/ $(PYTEST_ARGS)
+	$(COLAB)/venv/bin/python -m coursekit.colab installed
 
 bench: venv ## run reference notebooks, print measured figures (time, device, metrics): make bench [ASSIGNMENT=id]
 	$(BIN)/coursekit bench $(ASSIGNMENT)
@@ -90,12 +122,11 @@ publish-data: venv ## print the lung file's sha256 and the exact step that publi
 tidy: venv ## normalise source notebooks (clear outputs, sync generated setup cells)
 	$(BIN)/coursekit tidy
 
-lock: ## re-resolve requirements.in into the full lock requirements.txt (needs the registry)
-	rm -rf .build/lockenv && $(PYTHON) -m venv .build/lockenv
-	.build/lockenv/bin/python -m pip install -qq -r requirements.in
-	.build/lockenv/bin/python -m pip freeze --exclude-editable \
-	  | sed -e 's/^torch==/torch===/' > requirements.txt
-	rm -rf .build/lockenv
+lock: ## re-resolve requirements.in into requirements.txt, one lock for Python 3.11.2–3.13 (uv, universal)
+	test -x .build/uv/bin/uv || { rm -rf .build/uv && $(PYTHON) -m venv .build/uv && .build/uv/bin/python -m pip install -qq uv==$(UV_VERSION); }
+	.build/uv/bin/uv pip compile --quiet --universal --python-version 3.11.2 --no-annotate \
+	  --custom-compile-command "make lock" requirements.in -o requirements.txt
+	sed -i -e 's/^torch==/torch===/' requirements.txt
 
 clean: ## remove the venv and nbgrader scratch state (never source/, release/, solutions/)
 	rm -rf $(VENV) .build gradebook.db .nbgrader.log autograder/work

@@ -1,12 +1,16 @@
 """The pinned environment is fully pinned, consistent, and the nbgrader config is real."""
 
+import os
 import re
+import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import yaml
 from traitlets.config.loader import PyFileConfigLoader
 
-from coursekit import REPO
+from coursekit import REPO, pyversion
 from coursekit.config import normalise, pinned_versions
 
 
@@ -37,16 +41,103 @@ def test_torch_pair_is_the_importable_one():
 def test_every_locked_line_is_exact():
     for line in (REPO / "requirements.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
-            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+===?[^\s]+", line), f"not an exact pin: {line}"
+            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+===?[^\s;]+( ; [^;]+)?", line), f"not an exact pin: {line}"
+
+
+def test_one_lock_for_the_whole_python_range():
+    """requirements.txt is uv's universal lock from 3.11.2 on: a package whose pin must differ by
+    Python version gets one line per version range (soupsieve 4.1.2 needs 3.11.5), each marker-bound."""
+    text = (REPO / "requirements.txt").read_text()
+    assert "--python-version 3.11.2" in (REPO / "Makefile").read_text()
+    assert pyversion.MINIMUM == (3, 11, 2)
+    assert "soupsieve==2.10 ; python_full_version < '3.11.5'" in text.splitlines()
+    names = [normalise(re.match(r"[^=;\s]+", line).group()) for line in text.splitlines() if line and line[0] != "#"]
+    for name in {n for n in names if names.count(n) > 1}:
+        lines = [line for line in text.splitlines() if normalise(line.split("=")[0]) == name]
+        assert all("python_full_version" in line for line in lines), f"{name}: two pins not told apart by Python version: {lines}"
+    # what the notebooks' Colab setup cell installs has one pin for every Python
+    from coursekit.config import load_course
+    for assignment in load_course().assignments.values():
+        for dist in assignment.colab_packages:
+            assert names.count(normalise(dist)) == 1, f"{dist} (colab_packages) has more than one pin"
+
+
+def range_spec():
+    low = ".".join(map(str, pyversion.MINIMUM))
+    high = f"{pyversion.MAXIMUM_MINOR[0]}.{pyversion.MAXIMUM_MINOR[1] + 1}"
+    return f">={low},<{high}"
+
+
+def test_range_is_stated_where_installers_read_it():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == range_spec(), "pyproject's requires-python and coursekit/pyversion.py differ"
+    assert pyversion.problem() is None, f"this test runs on an unsupported interpreter: {pyversion.problem()}"
 
 
 def test_conda_environment_is_the_same_environment():
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     deps = env["dependencies"]
-    python = [d for d in deps if isinstance(d, str) and d.startswith("python=")]
-    assert python == [f"python={sys.version_info.major}.{sys.version_info.minor}"]
+    python = [d for d in deps if isinstance(d, str) and d.startswith("python")]
+    assert python == ["python" + range_spec()], "environment.yml's python and coursekit/pyversion.py differ"
     pip = next(d["pip"] for d in deps if isinstance(d, dict))
     assert pip == ["-r requirements.txt"], "conda's pip section must install the same lock file"
+
+
+@pytest.mark.parametrize("version, reason", [
+    ((3, 10, 13, "final", 0), "Python 3.10.13 is outside the supported range"),
+    ((3, 11, 1, "final", 0), "Python 3.11.1 is outside the supported range"),
+    ((3, 11, 0, "candidate", 1), "Python 3.11.0rc1 is a pre-release"),      # Ubuntu 22.04's python3.11
+    ((3, 13, 0, "beta", 4), "Python 3.13.0b4 is a pre-release"),
+    ((3, 14, 0, "final", 0), "Python 3.14.0 is outside the supported range"),
+    ((3, 11, 2, "final", 0), None),                                          # Debian 12's python3
+    ((3, 12, 3, "final", 0), None),                                          # Ubuntu 24.04's
+    ((3, 13, 11, "final", 0), None),                                         # Colab's minor
+])
+def test_python_range_check(version, reason):
+    assert pyversion.problem(version, "CPython") == reason
+    assert pyversion.problem(version, "PyPy") is not None
+
+
+def test_python_check_runs_without_dependencies_and_says_what_to_do():
+    script = str(REPO / "coursekit" / "pyversion.py")
+    ok = subprocess.run([sys.executable, "-I", script], capture_output=True, text=True)
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", "")
+    line = pyversion.message("Python 3.10.13 is outside the supported range", "/usr/bin/python3.10")
+    assert "\n" not in line and "3.11.2 to 3.13" in line and "make venv PYTHON=python3.12" in line
+
+
+def make_venv(tmp_path, python):
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # as a user types it
+    return subprocess.run(["make", "-n", "venv", f"VENV={tmp_path / 'venv'}", f"PYTHON={python}"], cwd=REPO,
+                          capture_output=True, text=True, env=env)
+
+
+def test_make_venv_refuses_an_old_python_in_one_line(tmp_path):
+    old = next((p for p in sorted(Path("/root/.pyenv/versions").glob("3.10.*/bin/python")) if p.exists()), None)
+    if old is None:
+        pytest.skip("no Python 3.10 here (pyenv's 3.10 on these machines)")
+    out = make_venv(tmp_path, old)
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = (out.stdout + out.stderr).splitlines()
+    assert len(lines) == 1 and "Python 3.10" in lines[0] and "make venv PYTHON=python3.12" in lines[0], lines
+    assert not (tmp_path / "venv").exists()
+
+
+def test_make_venv_names_a_missing_python(tmp_path):
+    out = make_venv(tmp_path, "python3.99-missing")
+    assert out.returncode == 2
+    lines = (out.stdout + out.stderr).splitlines()
+    assert len(lines) == 1 and re.fullmatch(
+        r"Makefile:\d+: \*\*\* python3\.99-missing not found: this course needs CPython 3\.11\.2 to 3\.13\.x "
+        r"\(README, Environment\); run: make venv PYTHON=python3\.12\.  Stop\.", lines[0]), lines
+
+
+def test_make_venv_accepts_this_python(tmp_path):
+    out = make_venv(tmp_path, sys.executable)
+    assert out.returncode == 0 and "***" not in out.stderr, out.stderr
+    assert "-m venv" in out.stdout
 
 
 def test_nbgrader_config_sets_only_real_options():

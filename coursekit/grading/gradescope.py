@@ -37,39 +37,7 @@ from ..data import published_files, sha256_of
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 PYTHON = "python3.11"
 
-SETUP_SH = r'''#!/usr/bin/env bash
-# Gradescope image build: Python 3.11, the course's pinned environment, its data (sha256-checked).
-set -euo pipefail
-ROOT="${AUTOGRADER_ROOT:-/autograder}"
-SRC="$ROOT/source"
-PYTHON="${PYTHON:-python3.11}"
-if ! command -v "$PYTHON" >/dev/null; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update
-  apt-get install -y --no-install-recommends python3.11 python3.11-venv ca-certificates curl
-fi
-"$PYTHON" -m venv "$ROOT/venv"
-"$ROOT/venv/bin/python" -m pip install --quiet --upgrade pip
-"$ROOT/venv/bin/python" -m pip install --quiet -r "$SRC/requirements.txt"
-# The course data: staged in the zip, or downloaded now; either way checked against data.sha256.
-mkdir -p "$ROOT/data"
-while read -r _ file; do
-  mkdir -p "$ROOT/data/$(dirname "$file")"
-  if [ -f "$SRC/data/$file" ]; then
-    cp "$SRC/data/$file" "$ROOT/data/$file"
-  else
-    url=$(grep -F " $file " "$SRC/data.urls" | cut -d' ' -f3 || true)
-    if [ -z "$url" ]; then
-      echo "setup.sh: $file is neither in the zip nor listed in data.urls" >&2
-      exit 1
-    fi
-    curl --fail --location --silent --show-error --output "$ROOT/data/$file" "$url"
-  fi
-done < "$SRC/data.sha256"
-(cd "$ROOT/data" && sha256sum --check --quiet "$SRC/data.sha256")
-# Student code never reads the hidden tests: the source is the grader's alone.
-chmod -R go-rwx "$SRC"
-'''
+SETUP_SH = (Path(__file__).with_name("gradescope_setup.sh")).read_text()   # linted and tested on its own
 
 RUN_AUTOGRADER = r'''#!/usr/bin/env bash
 # Gradescope runs this once per submission; results land in $AUTOGRADER_ROOT/results/results.json.
