@@ -35,7 +35,6 @@ from ..config import load_course
 from ..data import published_files, sha256_of
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
-PYTHON = "python3.11"
 
 SETUP_SH = (Path(__file__).with_name("gradescope_setup.sh")).read_text()   # linted and tested on its own
 

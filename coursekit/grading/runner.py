@@ -213,6 +213,21 @@ def close_side_doors() -> None:
                          (threading, "_start_new_thread")):
         if hasattr(module, name):
             setattr(module, name, functools.partial(sys.audit, "coursekit.refused", "threads"))
+    # Python 3.13 starts threads with keyword arguments (handle=, daemon=), which sys.audit does not
+    # take: a function that takes any arguments, compiled under a name the hook counts as the caller's
+    # (not this runner's, whose own events it lets through), raises the same refusal.
+    refuse_threads = refusal("threads")
+    for module, name in ((_thread, "start_joinable_thread"), (threading, "_start_joinable_thread")):
+        if hasattr(module, name):
+            setattr(module, name, refuse_threads)
+
+
+def refusal(what: str):
+    """A function that takes any arguments and raises the audit event the hook refuses as `what`."""
+    scope = {"audit": sys.audit}
+    exec(compile(f"def refused(*args, **kwargs):\n    audit('coursekit.refused', {what!r})\n",
+                 "<coursekit refusal>", "exec"), scope)
+    return scope["refused"]
 
 
 # ---------------------------------------------------------------- integrity
