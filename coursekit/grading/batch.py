@@ -437,6 +437,8 @@ def _grade_in_worker(student: str, notebook: str) -> StudentResult:
                                  planned, list(setup.preload),
                                  verify.Limits(a.cell_timeout, a.notebook_timeout), _WORKER["secrets"])
     if setup.capabilities.drop_uid:
+        if not setup.capabilities.namespaces:          # what the runner left, before its uid runs again
+            sandbox.kill_uid(sandbox.SANDBOX_UID + _WORKER["slot"])
         for folder in (kernel_dir, verify_dir):
             sandbox.reclaim(str(folder))
     decision = verify.decide(kernel.status, kernel.passed, verification, flags)

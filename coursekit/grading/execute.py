@@ -68,7 +68,7 @@ def run_kernel(work: Path, aid: str, student: str, config: sandbox.SandboxConfig
 
     def stop():
         timed_out.set()
-        kill_sandbox(config.cgroup)
+        kill_sandbox(config)
 
     watchdog = threading.Timer(notebook_timeout, stop)
     start = time.monotonic()
@@ -78,7 +78,7 @@ def run_kernel(work: Path, aid: str, student: str, config: sandbox.SandboxConfig
                                    student_id=student)
     finally:
         watchdog.cancel()
-        kill_sandbox(config.cgroup)          # whatever the kernel left behind
+        kill_sandbox(config)                 # whatever the kernel left behind
     log = outcome.get("log", "") + outcome.get("error", "")
     (work / "autograde.log").write_text(log)
     result = read_result(work, aid, student, log, timed_out.is_set(), cell_timeout, notebook_timeout)
@@ -86,11 +86,12 @@ def run_kernel(work: Path, aid: str, student: str, config: sandbox.SandboxConfig
     return result
 
 
-def kill_sandbox(cgroup: str | None) -> None:
-    """Kill this worker's sandboxed kernel: its cgroup, and the launchers jupyter_client started
-    (their managers then kill the kernel, with everything in its PID namespace)."""
-    if cgroup:
-        sandbox.kill_cgroup(cgroup)
+def kill_sandbox(config: sandbox.SandboxConfig) -> None:
+    """Kill this worker's sandboxed kernel: its cgroup, the launchers jupyter_client started (their
+    managers then kill the kernel, with everything in its PID namespace or below them) and, without
+    a PID namespace, every process of its uid."""
+    if config.cgroup:
+        sandbox.kill_cgroup(config.cgroup)
     me = str(os.getpid())
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -106,6 +107,8 @@ def kill_sandbox(cgroup: str | None) -> None:
                 os.kill(int(entry.name), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    if config.uid is not None and not config.namespaces:
+        sandbox.kill_uid(config.uid)
 
 
 def read_result(work: Path, aid: str, student: str, log: str, timed_out: bool,

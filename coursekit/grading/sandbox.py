@@ -324,17 +324,17 @@ def user_tasks(uid: int) -> int:
 
 
 def descendants(ancestor: int) -> list[int]:
-    """Every process below `ancestor` (children, theirs, ...), from /proc. A subreaper's orphans
-    stay below it, so for a sandbox's manager this is everything the sandbox ever started."""
+    """Every live process below `ancestor` (children, theirs, ...), from /proc. A subreaper's orphans
+    stay below it, so for a sandbox's manager this is everything the sandbox started that still runs."""
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                stat_line = Path(entry.path, "stat").read_text()
-            except OSError:
+                state, parent = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            except (OSError, ValueError):
                 continue
-            parent = int(stat_line.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
+            if state != "Z":                           # an ended process waiting to be reaped
+                children.setdefault(int(parent), []).append(int(entry.name))
     found, todo = [], [ancestor]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -369,20 +369,29 @@ def over_memory(pids: list[int], limit: int) -> bool:
     return False
 
 
-def kill_all(ancestor: int, uid: int | None = None) -> None:
-    """SIGKILL every process below `ancestor` (until none is left) and, with `uid`, every process of
-    that uid (a sandbox's uid owns nothing else: a child that becomes it kills all it may signal)."""
-    if uid is not None and os.geteuid() == 0:
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-                os.kill(-1, signal.SIGKILL)
-            finally:
-                os._exit(0)
-        os.waitpid(pid, 0)
+def kill_uid(uid: int) -> None:
+    """SIGKILL every process of a sandbox's uid, which owns nothing else (a child that becomes the
+    uid kills everything it may signal: atomic against its forks). Waits until it is done, so that
+    the next sandbox of the same uid starts after it."""
+    if os.geteuid() != 0:
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    deadline = time.monotonic() + 10            # until their parents have reaped them too: a
+    while user_tasks(uid) and time.monotonic() < deadline:    # zombie still counts for RLIMIT_NPROC
+        time.sleep(0.02)
+
+
+def kill_below(ancestor: int) -> None:
+    """SIGKILL every live process below `ancestor`, until none is left."""
     for _ in range(100):
         pids = descendants(ancestor)
         if not pids:
@@ -392,8 +401,19 @@ def kill_all(ancestor: int, uid: int | None = None) -> None:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        reap()
-        time.sleep(0.01)
+        time.sleep(0.01)                # never reaped here: the manager waits for its sandbox itself
+
+
+def reap_all(seconds: float = 10.0) -> None:
+    """Wait for every child (a subreaper's adopted orphans included) to end and reap it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.01)
 
 
 def reap() -> dict[int, int]:

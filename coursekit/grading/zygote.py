@@ -191,6 +191,8 @@ def _supervise(conn: socket.socket, pid: int, config: sandbox.SandboxConfig) -> 
                 _kill(pid, config)
                 killed = True
     _kill(pid, config)                             # what it left behind
+    if not config.namespaces:
+        sandbox.reap_all()                         # the orphans it adopted (they count as processes)
     try:
         send(conn, {"exit": os.waitstatus_to_exitcode(status), "killed": killed, "why": why})
     except OSError:
@@ -199,15 +201,16 @@ def _supervise(conn: socket.socket, pid: int, config: sandbox.SandboxConfig) -> 
 
 def _kill(pid: int, config: sandbox.SandboxConfig) -> None:
     """Kill the sandbox and everything it started: PID 1 of its namespace takes everything with it;
-    without a PID namespace its process group, every process below this manager (a subreaper:
-    orphans and escapees that called setsid included) and every process of its uid."""
+    without a PID namespace its process group and every process below this manager (a subreaper:
+    orphans and escapees that called setsid included). The grader then kills what is left of its uid
+    (`sandbox.kill_uid`), before the next sandbox of that uid starts."""
     for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
         try:
             target()
         except (ProcessLookupError, PermissionError):
             pass
     if not config.namespaces:
-        sandbox.kill_all(os.getpid(), config.uid)
+        sandbox.kill_below(os.getpid())
 
 
 def _run(request: dict, fds: list[int], config: sandbox.SandboxConfig) -> None:
