@@ -80,8 +80,9 @@ def export(assignment_id: str, dest: Path | None = None, source: Path | None = N
             write(z, "requirements.txt", (REPO / "requirements.txt").read_text())
             write(z, "gradescope.json", json.dumps(settings, indent=1))
             write(z, f"{a.id}.ipynb", nbs.writes(source_nb))             # hidden tests: grader only
-            for path in sorted((REPO / "coursekit").rglob("*.py")):
-                write(z, f"kit/{path.relative_to(REPO)}", path.read_text())
+            for path in sorted((REPO / "coursekit").rglob("*")):     # its modules and setup.sh
+                if path.suffix in (".py", ".sh"):
+                    write(z, f"kit/{path.relative_to(REPO)}", path.read_text())
             for name in ("course.toml", "nbgrader_config.py", "requirements.txt"):
                 write(z, f"kit/{name}", (REPO / name).read_text())
             for path in sorted(template.rglob("*")):
