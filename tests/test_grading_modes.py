@@ -48,7 +48,9 @@ PLAN = {
     "resnet_from_scratch": (resnet_from_scratch.LAST_CHECK, "block_missing_skip"),
 }
 CONTAINER_MEMORY = 6 * 2**30              # Gradescope's largest pair: 4 CPUs, 6 GB
-RERUN = "resnet_from_scratch"               # graded twice: the second run must change nothing
+# Graded twice, the second run must change nothing: the cheapest batch (a re-run's idempotence is the
+# batch machinery's, not an assignment's; 15 s against 18-21 s for the others on the Xeon kind).
+RERUN = "pneumonia_training"
 KILLER = "hostile_kills_everything"
 _runs: dict[str, dict] = {}
 
