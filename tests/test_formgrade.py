@@ -165,11 +165,13 @@ def wait_for(driver, css, timeout=60):
                              f"{ARTEFACTS / 'failed.png'}") from None
 
 
-def until(check, timeout=30, what=""):
+def until(check, timeout=30, what="", driver=None):
     deadline = time.monotonic() + timeout
     while not (value := check()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            if driver is not None:
+                driver.save_screenshot(str(ARTEFACTS / "failed.png"))
+            raise AssertionError(f"timed out waiting for {what}" + (f": see {ARTEFACTS / 'failed.png'}" if driver else ""))
         time.sleep(0.3)
     return value
 
@@ -259,18 +261,21 @@ def test_student_runs_the_setup_cell_in_jupyterlab(graded, server, browser):
         for cell in browser.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"):
             if "Setup: run this cell first" in cell.text:
                 return cell
-    cell = until(setup_cell, 60, "the setup cell")
-    until(lambda: "Idle" in browser.find_element(By.CSS_SELECTOR, ".jp-StatusBar-Widget, #jp-main-statusbar").text
-          or browser.find_elements(By.CSS_SELECTOR, ".jp-Toolbar-kernelStatus[data-status='idle'], "
-                                                    ".jp-Notebook-ExecutionIndicator[data-status='idle']"),
-          90, "the kernel")
+    cell = until(setup_cell, 60, "the setup cell", browser)
+
+    def kernel_idle():
+        sessions = json.loads(page(server, "/api/sessions"))
+        return any(x["path"].endswith(f"try-release/{AID}.ipynb") and x["kernel"]["execution_state"] == "idle"
+                   for x in sessions)
+    until(kernel_idle, 90, "the notebook's kernel", browser)
     cell.find_element(By.CSS_SELECTOR, ".jp-InputArea-editor").click()
     ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
     output = until(lambda: [o.text for o in cell.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")
-                            if "runtime is" in o.text], 120, "the setup cell's output")
+                            if "runtime is" in o.text], 120, "the setup cell's output", browser)
     browser.save_screenshot(str(ARTEFACTS / "05-jupyterlab-setup-cell.png"))
     assert output[0].startswith(("GPU runtime is OFF: using device = cpu", "GPU runtime is ON")), output
-    assert "Error" not in cell.text, cell.text
+    outputs = cell.find_element(By.CSS_SELECTOR, ".jp-OutputArea").text
+    assert "Traceback" not in outputs and "Error" not in outputs, outputs
 
 
 # ---------------------------------------------------------------- re-grading
