@@ -67,7 +67,9 @@ def pytest_runtest_logreport(report):
 
 PHASES = [("nbval: source notebooks executed", "source/"), ("grading suite", "tests/test_grading.py"),
           ("grading modes (no namespaces, own user)", "tests/test_grading_modes.py"),
-          ("re-grading and review", "tests/test_autograder_rerun.py"), ("Gradescope export", "tests/test_gradescope.py"),
+          ("re-grading and review", "tests/test_autograder_rerun.py"),
+          ("formgrader in the browser, hand grades", "tests/test_formgrade.py"),
+          ("Gradescope export", "tests/test_gradescope.py"),
           ("generated notebooks fresh and leak-free", "tests/test_generated.py"), ("other tests", "")]
 
 

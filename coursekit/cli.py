@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("assignment")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
 
-    p = sub.add_parser("export", help="rewrite grades.csv and cell_scores.csv from the master gradebook "
-                                      "(hand grades from formgrader included)")
+    p = sub.add_parser("export", help="rewrite grades.csv, cell_scores.csv and the feedback from the master "
+                                      "gradebook (hand grades from formgrader included)")
     p.add_argument("assignment")
     p.add_argument("--out", type=Path, help="results folder (default autograder/results/<id>)")
 
@@ -111,14 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         return launch(args.assignment, args.port)
     elif args.command == "export":
         from .formgrade import paths
-        from .grading.gradebook import export
+        from .grading.gradebook import export_with_feedback
         course, out = paths(args.assignment)
         out = args.out or out
         if not (course / "gradebook.db").exists():
             print(f"no graded batch of {args.assignment} yet: run `make grade ASSIGNMENT={args.assignment}` first")
             return 2
-        export(course, args.assignment, out)
-        print(f"wrote {out / 'grades.csv'} and {out / 'cell_scores.csv'} (hand grades included)")
+        export_with_feedback(course, args.assignment, out)
+        print(f"wrote {out / 'grades.csv'}, {out / 'cell_scores.csv'} and {out / 'feedback'}/ (hand grades included)")
     elif args.command == "similarity":
         from .similarity import report
         page, pairs = report(args.assignment, args.submissions, args.out)

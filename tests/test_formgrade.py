@@ -206,10 +206,11 @@ def test_hand_grade_in_formgrader_reaches_the_export(graded, server, browser):
     time.sleep(0.5)
     browser.save_screenshot(str(ARTEFACTS / "02-formgrader-fixed_block_bugs-graded.png"))
 
-    gradebook.export(course, AID, graded["out"])
+    gradebook.export_with_feedback(course, AID, graded["out"])          # what `make export` runs
     grade_row = rows(graded["out"] / "grades.csv", "student_id")["alice"]
     assert float(grade_row["score"]) == graded["auto"] + 3, grade_row
     assert rows(graded["out"] / "cell_scores.csv", "student")["alice"][CELL] == "3.0"
+    assert COMMENT in (graded["out"] / "feedback" / "alice.html").read_text()
     (ARTEFACTS / "grades-row.txt").write_text(
         (graded["out"] / "grades.csv").read_text().splitlines()[0] + "\n" + ",".join(grade_row.values()) + "\n")
 

@@ -300,3 +300,13 @@ def export(course: Path, aid: str, out: Path) -> None:
         with (out / "status.csv").open() as f:
             statuses = {r["student"]: r["status"] for r in csv.DictReader(f) if r["status"] != "skipped"}
     export_cell_scores(course, aid, out / "cell_scores.csv", statuses)
+
+
+def export_with_feedback(course: Path, aid: str, out: Path) -> None:
+    """`make export`: grades.csv and cell_scores.csv, and every student's feedback again (hand
+    points and comments in it), copied to out/feedback/."""
+    export(course, aid, out)
+    nbgrader_run.feedback(course, aid)
+    (out / "feedback").mkdir(parents=True, exist_ok=True)
+    for page in (course / "feedback").glob(f"*/{aid}/{aid}.html"):
+        shutil.copy(page, out / "feedback" / f"{page.parent.parent.name}.html")
