@@ -37,6 +37,8 @@ def pytest_collection_modifyitems(config, items):
         elif item.path.name in ("test_grading.py", "test_gradescope.py", "test_grading_modes.py") \
                 and hasattr(item, "callspec"):
             group = item.module.batch_of(item.callspec.params)
+        elif item.path.name == "test_formgrade.py":       # one graded class, one server, one browser
+            group = "formgrade"
         else:
             continue
         item.add_marker(pytest.mark.xdist_group(group))

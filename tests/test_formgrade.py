@@ -33,7 +33,7 @@ from coursekit.grading import gradebook, review
 from coursekit.grading.batch import grade_batch
 from tests.test_grading import prefix
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("formgrade")]
+pytestmark = pytest.mark.slow          # conftest keeps the module on one xdist worker
 AID, CELL = "resnet_from_scratch", "fixed_block_bugs"
 ARTEFACTS = REPO / ".build" / "test-artefacts" / "formgrade"
 ANSWER = ("1. The stride is applied to both convolutions, so the main path ends at 128x8x8, a quarter of the "
