@@ -28,12 +28,13 @@ PYTEST_ARGS ?= --durations=15
 TEST_WORKERS ?= 2
 STUDENT ?=
 DECISION ?=
+PORT ?=
 NOTE ?=
 # `make test ASSIGNMENT=id`: that assignment end to end (its notebook, its generated files, its grading).
 TEST_SCOPE := $(if $(ASSIGNMENT),source/$(ASSIGNMENT) tests -k $(ASSIGNMENT),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv release test test-fast grade-smoke colab-venv colab-check grade review gradescope gradescope-setup-check bench bench-grading bench-gradescope publish-data lock tidy clean
+.PHONY: help venv release test test-fast grade-smoke colab-venv colab-check grade review formgrade export similarity gradescope gradescope-setup-check bench bench-grading bench-gradescope publish-data lock tidy clean
 
 help: ## this menu
 	@echo "Course kit — targets (first run creates .venv: ~2 min)"
@@ -72,6 +73,18 @@ grade: venv ## grade a class: make grade ASSIGNMENT=id [SUBMISSIONS=zip|dir] [JO
 review: venv ## submissions that need review: make review ASSIGNMENT=id [STUDENT=s DECISION=accept|reject NOTE=text]
 	@test -n "$(ASSIGNMENT)" || (echo "usage: make review ASSIGNMENT=<id> [STUDENT=<s> DECISION=accept|reject NOTE=<text>]"; exit 2)
 	$(BIN)/coursekit review $(ASSIGNMENT) $(STUDENT) $(if $(DECISION),--$(DECISION)) $(if $(NOTE),--note "$(NOTE)")
+
+formgrade: venv ## hand-grade and review in nbgrader's formgrader: make formgrade ASSIGNMENT=id [PORT=n] (localhost, token; prints the URL)
+	@test -n "$(ASSIGNMENT)" || (echo "usage: make formgrade ASSIGNMENT=<id> [PORT=<n>]"; exit 2)
+	$(BIN)/coursekit formgrade $(ASSIGNMENT) $(if $(PORT),--port $(PORT))
+
+export: venv ## grades.csv and cell_scores.csv again from the gradebook, hand grades included: make export ASSIGNMENT=id
+	@test -n "$(ASSIGNMENT)" || (echo "usage: make export ASSIGNMENT=<id>"; exit 2)
+	$(BIN)/coursekit export $(ASSIGNMENT)
+
+similarity: venv ## code-similarity report over a class's answer cells: make similarity ASSIGNMENT=id [SUBMISSIONS=zip|dir] → autograder/results/<id>/similarity.html
+	@test -n "$(ASSIGNMENT)" || (echo "usage: make similarity ASSIGNMENT=<id> [SUBMISSIONS=<zip|dir>]"; exit 2)
+	$(BIN)/coursekit similarity $(ASSIGNMENT) $(SUBMISSIONS)
 
 gradescope: venv ## export a Gradescope autograder: make gradescope ASSIGNMENT=id → autograder/gradescope/<id>.zip
 	@test -n "$(ASSIGNMENT)" || (echo "usage: make gradescope ASSIGNMENT=<id>"; exit 2)

@@ -37,6 +37,8 @@ def pytest_collection_modifyitems(config, items):
         elif item.path.name in ("test_grading.py", "test_gradescope.py", "test_grading_modes.py") \
                 and hasattr(item, "callspec"):
             group = item.module.batch_of(item.callspec.params)
+        elif item.path.name == "test_formgrade.py":       # one graded class, one server, one browser
+            group = "formgrade"
         else:
             continue
         item.add_marker(pytest.mark.xdist_group(group))
@@ -67,7 +69,9 @@ def pytest_runtest_logreport(report):
 
 PHASES = [("nbval: source notebooks executed", "source/"), ("grading suite", "tests/test_grading.py"),
           ("grading modes (no namespaces, own user)", "tests/test_grading_modes.py"),
-          ("re-grading and review", "tests/test_autograder_rerun.py"), ("Gradescope export", "tests/test_gradescope.py"),
+          ("re-grading and review", "tests/test_autograder_rerun.py"),
+          ("formgrader in the browser, hand grades", "tests/test_formgrade.py"),
+          ("Gradescope export", "tests/test_gradescope.py"),
           ("generated notebooks fresh and leak-free", "tests/test_generated.py"), ("other tests", "")]
 
 

@@ -39,6 +39,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", default="", help="why (kept in reviews.json)")
     p.add_argument("--out", type=Path, help="results folder (default autograder/results/<id>)")
 
+    p = sub.add_parser("formgrade", help="serve nbgrader's formgrader on the assignment's master course "
+                                         "(hand grading, reviews), localhost only, with a token")
+    p.add_argument("assignment")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+
+    p = sub.add_parser("export", help="rewrite grades.csv, cell_scores.csv and the feedback from the master "
+                                      "gradebook (hand grades from formgrader included)")
+    p.add_argument("assignment")
+    p.add_argument("--out", type=Path, help="results folder (default autograder/results/<id>)")
+
+    p = sub.add_parser("similarity", help="code-similarity report over a class's answer cells (evidence for a "
+                                          "person to read, never a verdict)")
+    p.add_argument("assignment")
+    p.add_argument("submissions", type=Path, help="an LMS zip, or a folder, as for grade")
+    p.add_argument("--out", type=Path, help="results folder (default autograder/results/<id>)")
+
     p = sub.add_parser("gradescope", help="export an assignment as a Gradescope autograder zip")
     p.add_argument("assignment")
     p.add_argument("--out", type=Path, help="the zip (default autograder/gradescope/<id>.zip)")
@@ -90,6 +106,25 @@ def main(argv: list[str] | None = None) -> int:
         report = grade_batch(args.assignment, args.submissions, out=args.out, jobs=args.jobs)
         print_summary(report)
         return 3 if any(r.status == "grader error" for r in report.results.values()) else 0
+    elif args.command == "formgrade":
+        from .formgrade import launch
+        return launch(args.assignment, args.port)
+    elif args.command == "export":
+        from .formgrade import paths
+        from .grading.gradebook import export_with_feedback
+        course, out = paths(args.assignment)
+        out = args.out or out
+        if not (course / "gradebook.db").exists():
+            print(f"no graded batch of {args.assignment} yet: run `make grade ASSIGNMENT={args.assignment}` first")
+            return 2
+        export_with_feedback(course, args.assignment, out)
+        print(f"wrote {out / 'grades.csv'}, {out / 'cell_scores.csv'} and {out / 'feedback'}/ (hand grades included)")
+    elif args.command == "similarity":
+        from .similarity import report
+        page, pairs = report(args.assignment, args.submissions, args.out)
+        print(f"wrote {page}: {len(pairs)} pairs, highest first. Evidence for a person to read, never a verdict.")
+        for a, b, score in pairs[:5]:
+            print(f"  {score:.2f}  {a} ~ {b}")
     elif args.command == "gradescope":
         from .grading.gradescope import export
         path = export(args.assignment, args.out)

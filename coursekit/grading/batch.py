@@ -8,7 +8,8 @@ Layout under `autograder/work/<id>/` (scratch, not committed):
     batch/<s>/  one working copy per submission: nbgrader's autograde in `autograded/`, the kernel's
                 folder `kernel/`, the verification run's folder `verify/`
 Results go to `autograder/results/<id>/`: grades.csv, status.csv, cell_scores.csv and
-feedback/<student>.html.
+feedback/<student>.html. Hand grades entered in formgrader (`make formgrade`) are in the master
+gradebook and kept by re-grading (gradebook.merge); grades.csv and cell_scores.csv include them.
 
 Per submission (in a worker process): intake check → repair → static review → kernel run
 (execute.py) → verification run (verify.py) → decision; then, in this process, one at a time:
@@ -122,7 +123,6 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
     if out.exists():
         shutil.rmtree(out)
     (out / "feedback").mkdir(parents=True)
-    gradebook.export_grades(course, a.id, out / "grades.csv")
     for student in results:
         html = course / "feedback" / student / a.id / f"{a.id}.html"
         if html.exists():
@@ -132,6 +132,7 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
     graded = GradeReport(a.id, out, dict(sorted(results.items())), cell_max, skipped,
                          isolation, jobs, round(time.monotonic() - started, 1), phases)
     report.write_tables(graded)
+    gradebook.export(course, a.id, out)          # grades.csv, cell_scores.csv: hand grades included
     return graded
 
 
@@ -364,7 +365,9 @@ def gpu_count() -> int:
 def _collect(course: Path, aid: str, student: str, result: StudentResult) -> StudentResult:
     """Into the master course, one at a time: merge (or forget) and the review state."""
     if result.recorded and result.work:
-        gradebook.merge(course, Path(result.work), aid, student)
+        flags = gradebook.merge(course, Path(result.work), aid, student)
+        if flags:
+            result.reason = "; ".join([*filter(None, [result.reason]), *flags])
     else:
         gradebook.forget(course, aid, student)
     gradebook.set_pending(course, student, result.review if result.status == "needs review" else None)

@@ -8,12 +8,14 @@ instructor accepts it (the verified points count) or rejects it (0): `coursekit 
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import tempfile
 import warnings
 from pathlib import Path
 
+import nbformat
 import nbgrader
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import ExportPlugin
@@ -21,6 +23,7 @@ from sqlalchemy.exc import SAWarning
 from traitlets import Unicode
 
 from .. import REPO, nbgrader_run
+from .. import notebooks as nbs
 from ..config import load_course
 
 # nbgrader's own submission bookkeeping warns about SQLAlchemy sessions on every re-grade
@@ -69,11 +72,21 @@ def record_points(work: Path, aid: str, student: str, points: dict[str, float]) 
         gb.db.commit()
 
 
-def merge(course: Path, work: Path, aid: str, student: str) -> None:
+def merge(course: Path, work: Path, aid: str, student: str) -> list[str]:
     """Copy one working copy's grades into the master gradebook (replacing any earlier submission
-    of that student) and its autograded notebook into the master course."""
+    of that student) and its autograded notebook into the master course.
+
+    Hand grades (a score or comment entered in formgrader) survive: a cell graded by hand keeps its
+    grade when what it grades is unchanged (a manually graded answer cell: that cell's text; a test
+    cell whose points were overridden: every answer cell), so re-grading never erases one. When the
+    student changed it, the old hand grade no longer applies: the cell is left to be graded again
+    (nbgrader's "needs manual grade") and the returned flags say which, with the old grade."""
+    dest = course / "autograded" / student / aid
+    new_nb = work / "autograded" / student / aid / f"{aid}.ipynb"
+    flags = []
     with Gradebook(db(course)) as master, Gradebook(db(work)) as worker:
         master.update_or_create_student(student)
+        hand = hand_grades(master, aid, student)
         try:
             master.remove_submission(aid, student)
         except MissingEntry:
@@ -87,11 +100,53 @@ def merge(course: Path, work: Path, aid: str, student: str) -> None:
             for c in nb.comments:
                 comment = master.find_comment(c.name, nb.name, aid, student)
                 comment.auto_comment = c.auto_comment
+        for (nb_name, cell), old in hand.items():
+            before = graded_answer(dest / f"{nb_name}.ipynb", cell)
+            if before is not None and before == graded_answer(new_nb.parent / f"{nb_name}.ipynb", cell):
+                if old["score"] is not None:
+                    grade = master.find_grade(cell, nb_name, aid, student)
+                    grade.manual_score, grade.extra_credit = old["score"], old["extra_credit"]
+                    grade.needs_manual_grade = False
+                if old["comment"] is not None:
+                    master.find_comment(cell, nb_name, aid, student).manual_comment = old["comment"]
+            elif old["score"] is not None:
+                flags.append(f"{cell}: answer changed since it was graded by hand ({old['score']:g} points): "
+                             f"grade it again (make formgrade ASSIGNMENT={aid})")
         master.db.commit()
-    dest = course / "autograded" / student / aid
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    shutil.copy(work / "autograded" / student / aid / f"{aid}.ipynb", dest / f"{aid}.ipynb")
+    shutil.copy(new_nb, dest / f"{aid}.ipynb")
+    return flags
+
+
+def hand_grades(gb: Gradebook, aid: str, student: str) -> dict[tuple[str, str], dict]:
+    """{(notebook, cell): {"score", "extra_credit", "comment"}} of what a person entered for the
+    student's current submission (formgrader's manual score, extra credit and comment)."""
+    try:
+        submission = gb.find_submission(aid, student)
+    except MissingEntry:
+        return {}
+    hand = {}
+    for nb in submission.notebooks:
+        comments = {c.name: c.manual_comment for c in nb.comments}
+        for g in nb.grades:
+            if g.manual_score is not None or comments.get(g.name):
+                hand[(nb.name, g.name)] = {"score": g.manual_score, "extra_credit": g.extra_credit,
+                                           "comment": comments.get(g.name)}
+    return hand
+
+
+def graded_answer(notebook: Path, cell: str) -> tuple[str, ...] | None:
+    """What a grade of `cell` judges in a graded notebook: the cell's own text for an answer cell
+    graded by hand, every answer cell's text for a test cell (None: no such notebook or cell)."""
+    if not notebook.exists():
+        return None
+    cells = nbs.cells_by_grade_id(nbformat.read(notebook, as_version=4))
+    if cell not in cells:
+        return None
+    if nbs.is_solution(cells[cell]):
+        return (cells[cell].source.strip(),)
+    return tuple(c.source.strip() for c in cells.values() if nbs.is_solution(c))
 
 
 def forget(course: Path, aid: str, student: str) -> None:
@@ -202,3 +257,56 @@ def export_grades(course: Path, aid: str, dest: Path) -> None:
     plugin = ReviewAwareCsvExport(to=str(dest), assignment=[aid], reviews_file=str(course / REVIEWS))
     with Gradebook(db(course)) as gb:
         plugin.export(gb)
+
+
+def graded_cells(course: Path, aid: str) -> list[tuple[str, bool]]:
+    """[(cell, graded by hand)] of the assignment's graded cells, in notebook order (the master
+    course's source notebook)."""
+    nb = nbformat.read(course / "source" / aid / f"{aid}.ipynb", as_version=4)
+    return [(nbs.grade_id(c), nbs.is_solution(c)) for c in nb.cells if nbs.nbgrader(c).get("grade")]
+
+
+def export_cell_scores(course: Path, aid: str, dest: Path, statuses: dict[str, str]) -> None:
+    """cell_scores.csv: one row per student of `statuses` ({student: status}), one column per
+    graded cell (autograded: the verified points; graded by hand: the points entered in
+    formgrader, empty while the cell awaits them)."""
+    cells = graded_cells(course, aid)
+    with Gradebook(db(course)) as gb, dest.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student", "status", *(c for c, _ in cells)])
+        for student, status in statuses.items():
+            try:
+                submission = gb.find_submission(aid, student)
+            except MissingEntry:
+                writer.writerow([student, status, *("" for _ in cells)])
+                continue
+            grades = {g.name: g for nb in submission.notebooks for g in nb.grades}
+            row = []
+            for cell, by_hand in cells:
+                g = grades.get(cell)
+                awaiting = g is None or (g.needs_manual_grade and g.manual_score is None) or \
+                    (by_hand and g.manual_score is None)
+                row.append("" if awaiting else g.score)
+            writer.writerow([student, status, *row])
+
+
+def export(course: Path, aid: str, out: Path) -> None:
+    """grades.csv and cell_scores.csv from the master gradebook, hand grades included (`make
+    export`, and the end of every `make grade`); the students are those of status.csv."""
+    out.mkdir(parents=True, exist_ok=True)
+    export_grades(course, aid, out / "grades.csv")
+    statuses = {}
+    if (out / "status.csv").exists():
+        with (out / "status.csv").open() as f:
+            statuses = {r["student"]: r["status"] for r in csv.DictReader(f) if r["status"] != "skipped"}
+    export_cell_scores(course, aid, out / "cell_scores.csv", statuses)
+
+
+def export_with_feedback(course: Path, aid: str, out: Path) -> None:
+    """`make export`: grades.csv and cell_scores.csv, and every student's feedback again (hand
+    points and comments in it), copied to out/feedback/."""
+    export(course, aid, out)
+    nbgrader_run.feedback(course, aid)
+    (out / "feedback").mkdir(parents=True, exist_ok=True)
+    for page in (course / "feedback").glob(f"*/{aid}/{aid}.html"):
+        shutil.copy(page, out / "feedback" / f"{page.parent.parent.name}.html")

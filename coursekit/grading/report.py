@@ -52,6 +52,7 @@ def describe_isolation(capabilities, cell_timeout: float, notebook_timeout: floa
 
 
 def write_tables(report: GradeReport) -> None:
+    """status.csv (cell_scores.csv comes from the gradebook: gradebook.export)."""
     with (report.out / "status.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["student", "status", "score", "max_score", "seconds", "reason"])
@@ -59,11 +60,6 @@ def write_tables(report: GradeReport) -> None:
             writer.writerow([r.student, r.status, r.score, r.max_score, r.seconds, full_reason(r)])
         for name, why in report.skipped.items():
             writer.writerow([name, "skipped", "", "", "", why])
-    with (report.out / "cell_scores.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["student", "status", *report.cell_max])
-        for r in report.results.values():
-            writer.writerow([r.student, r.status, *(r.cells.get(c, "") for c in report.cell_max)])
 
 
 def full_reason(r: StudentResult) -> str:

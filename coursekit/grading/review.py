@@ -48,7 +48,6 @@ def main(assignment_id: str, student: str | None, decision: str | None, note: st
 def refresh(course: Path, aid: str, student: str, out: Path, decision: str) -> None:
     """grades.csv, status.csv and the student's feedback after a decision."""
     out.mkdir(parents=True, exist_ok=True)
-    gradebook.export_grades(course, aid, out / "grades.csv")
     status = out / "status.csv"
     if status.exists():
         rows = list(csv.reader(status.open()))
@@ -57,6 +56,7 @@ def refresh(course: Path, aid: str, student: str, out: Path, decision: str) -> N
                 row[1] = f"review {decision}"
         with status.open("w", newline="") as f:
             csv.writer(f).writerows(rows)
+    gradebook.export(course, aid, out)
     info = gradebook.load_record(course, student)
     notebook = course / "autograded" / student / aid / f"{aid}.ipynb"
     if info is not None and notebook.exists():
