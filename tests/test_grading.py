@@ -47,14 +47,6 @@ _reports = {}
 JOBS = cpu_budget()
 
 
-def prefix(nb, stop_after):
-    """The notebook up to and including cell `stop_after` (all of it for None)."""
-    if stop_after is None:
-        return nb
-    ids = [c.id for c in nb.cells]
-    return nbformat.from_dict({**nb, "cells": nb.cells[: ids.index(stop_after) + 1]})
-
-
 def repo_fingerprint():
     """Hash of every file git tracks plus the list of untracked ones: nothing may change it."""
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True).stdout.split(b"\0")
@@ -90,8 +82,8 @@ def graded(aid, tmp_path_factory, stop_after=None):
     key = (aid, stop_after)
     if key not in _reports:
         assignment = load_course().assignments[aid]
-        source = prefix(nbs.read(assignment.notebook("source")), stop_after)
-        release = prefix(nbs.read(assignment.notebook("release")), stop_after)
+        source = nbs.prefix(nbs.read(assignment.notebook("source")), stop_after)
+        release = nbs.prefix(nbs.read(assignment.notebook("release")), stop_after)
         reference = nbs.reference_answers(source)
         tmp = tmp_path_factory.mktemp(f"{aid}-{stop_after or 'all'}")
         folder = tmp / "submissions"
