@@ -118,3 +118,16 @@ def test_every_graded_cell_has_a_contract():
             assert contract.check or contract.why, f"{aid}/{gid}: no check and no reason why not"
             stop = M.stop_of(source, gid, contract)
             assert stop in {c.id for c in nbs.test_cells_of(source, gid)}, f"{aid}/{gid}: stops at {stop}"
+
+
+def test_an_interrupted_run_resumes_from_the_graded_notebooks(tmp_path):
+    (tmp_path / "submissions-t").mkdir()
+    (tmp_path / "results-t").mkdir()
+    (tmp_path / "submissions-t" / "m_a_000.ipynb").write_text("notebook text")
+    (tmp_path / "submissions-t" / "reference.ipynb").write_text("reference text")
+    (tmp_path / "results-t" / "cell_scores.csv").write_text(
+        "student,status,test_a,test_b\nm_a_000,graded,2.0,0.0\nreference,graded,2.0,3.0\n")
+    store = M.graded_store(tmp_path, "t")
+    assert store == {M._digest("notebook text"): dict(cells={"test_a": 2.0, "test_b": 0.0}, status="graded", seconds=0.0)}
+    M.save_store(tmp_path, "t", {})
+    assert M.graded_store(tmp_path, "t") == {}, "the saved store wins over the adopted batch"
