@@ -38,7 +38,7 @@ from . import notebooks as nbs
 from .config import load_course
 
 TARGET = 0.95           # kill rate wanted among the non-equivalent mutants of every cell
-EXAMPLES = 12           # hypothesis examples per mutant (each is one drawn input and its module)
+EXAMPLES = 16           # hypothesis examples per mutant (each is one drawn input and its module)
 
 
 # ---------------------------------------------------------------- operators
@@ -308,9 +308,9 @@ def _same(a, b, what: str) -> None:
     elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         if np.shape(a) != np.shape(b) or not np.allclose(a, b, rtol=1e-4, atol=1e-5, equal_nan=True):
             raise NotEquivalent(f"{what} differs")
-    elif isinstance(a, dict) and isinstance(b, dict):
-        if list(a) != list(b):
-            raise NotEquivalent(f"{what}: keys {list(a)} vs {list(b)}")
+    elif isinstance(a, dict) and isinstance(b, dict):      # registration order is no behaviour
+        if set(a) != set(b):
+            raise NotEquivalent(f"{what}: keys {sorted(set(a) - set(b))} vs {sorted(set(b) - set(a))}")
         for k in a:
             _same(a[k], b[k], f"{what}[{k!r}]")
     elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
@@ -421,13 +421,26 @@ def _images(data, channels: int, sizes, batch=(1, 3)):
     return torch.randn(n, channels, h, w, generator=torch.Generator().manual_seed(seed))
 
 
+def _optional(data, name: str, value, default) -> dict:
+    """{name: value}, or {} (the default used) where value is the default: defaults are contract too."""
+    import hypothesis.strategies as st
+    return {} if value == default and data.draw(st.booleans(), label=f"{name} by default") else {name: value}
+
+
+def _widths(data, most: int, least: int = 1) -> tuple[int, int]:
+    """Input and output channels, equal about half the time (an identity shortcut's case)."""
+    import hypothesis.strategies as st
+    cin = data.draw(st.integers(least, most), label="in")
+    return cin, data.draw(st.one_of(st.just(cin), st.integers(least, most)), label="out")
+
+
 def _residual_block(name):
     def check(ref_ns, mut_ns, data):
         import hypothesis.strategies as st
-        cin, cout = data.draw(st.integers(1, 6), label="in"), data.draw(st.integers(1, 8), label="out")
-        stride = data.draw(st.integers(1, 3), label="stride")
+        cin, cout = _widths(data, 6)
+        kw = _optional(data, "stride", data.draw(st.integers(1, 3), label="stride"), 1)
         x = _images(data, cin, st.integers(1, 9))
-        same_module(ref_ns, mut_ns, lambda ns: ns[name](cin, cout, stride=stride), x)
+        same_module(ref_ns, mut_ns, lambda ns: ns[name](cin, cout, **kw), x)
     return check
 
 
@@ -435,14 +448,15 @@ def _plain_vs_residual(ref_ns, mut_ns, data):
     import hypothesis.strategies as st
     residual = data.draw(st.booleans(), label="residual")
     if data.draw(st.booleans(), label="whole network"):
-        depth, width = data.draw(st.sampled_from([8, 14]), label="depth"), data.draw(st.integers(1, 4), label="width")
-        cin, classes = data.draw(st.integers(1, 3), label="in"), data.draw(st.integers(1, 3), label="classes")
-        x = _images(data, cin, st.integers(1, 12))
-        same_module(ref_ns, mut_ns, lambda ns: ns["DeepCNN"](depth, residual, width=width, in_channels=cin,
-                                                             num_classes=classes), x)
+        depth = data.draw(st.sampled_from([8, 14]), label="depth")
+        kw = {**_optional(data, "width", data.draw(st.sampled_from([1, 3, 16]), label="width"), 16),
+              **_optional(data, "in_channels", data.draw(st.integers(1, 3), label="in"), 1),
+              **_optional(data, "num_classes", data.draw(st.integers(1, 3), label="classes"), 2)}
+        x = _images(data, kw.get("in_channels", 1), st.integers(1, 12))
+        same_module(ref_ns, mut_ns, lambda ns: ns["DeepCNN"](depth, residual, **kw), x)
     else:   # a block: the width only grows (a parameter-free shortcut pads channels), stride 1 or 2
         cin = data.draw(st.integers(1, 4), label="in")
-        cout = cin + data.draw(st.integers(0, 4), label="extra")
+        cout = cin + data.draw(st.one_of(st.just(0), st.integers(1, 4)), label="extra")
         stride = data.draw(st.integers(1, 2), label="stride")
         x = _images(data, cin, st.integers(1, 9))
         same_module(ref_ns, mut_ns, lambda ns: ns["Block"](cin, cout, stride, residual), x)
@@ -450,14 +464,15 @@ def _plain_vs_residual(ref_ns, mut_ns, data):
 
 def _adapt_resnet18(ref_ns, mut_ns, data):
     import hypothesis.strategies as st
-    cin, classes = data.draw(st.integers(1, 3), label="in"), data.draw(st.integers(1, 4), label="classes")
-    x = _images(data, cin, st.integers(17, 45), batch=(1, 2))
-    same_module(ref_ns, mut_ns, lambda ns: ns["adapt_resnet18"](in_channels=cin, num_classes=classes), x)
+    kw = {**_optional(data, "in_channels", data.draw(st.integers(1, 3), label="in"), 1),
+          **_optional(data, "num_classes", data.draw(st.integers(1, 4), label="classes"), 2)}
+    x = _images(data, kw.get("in_channels", 1), st.integers(17, 45), batch=(1, 2))
+    same_module(ref_ns, mut_ns, lambda ns: ns["adapt_resnet18"](**kw), x)
 
 
 def _double_conv(ref_ns, mut_ns, data):
     import hypothesis.strategies as st
-    cin, cout = data.draw(st.integers(1, 4), label="in"), data.draw(st.integers(1, 6), label="out")
+    cin, cout = _widths(data, 5)
     x = _images(data, cin, st.integers(1, 11))
     same_module(ref_ns, mut_ns, lambda ns: ns["DoubleConv"](cin, cout), x)
 
@@ -465,21 +480,25 @@ def _double_conv(ref_ns, mut_ns, data):
 def _unet(name):
     def check(ref_ns, mut_ns, data):
         import hypothesis.strategies as st
-        cin, cout = data.draw(st.integers(1, 2), label="in"), data.draw(st.integers(1, 2), label="out")
-        base = data.draw(st.sampled_from([1, 2, 4]), label="base")
-        x = _images(data, cin, st.sampled_from([16, 32, 48]), batch=(1, 2))   # divisible by 16: the contract
-        same_module(ref_ns, mut_ns, lambda ns: ns[name](in_channels=cin, out_channels=cout, base_channels=base), x)
+        kw = {**_optional(data, "in_channels", data.draw(st.integers(1, 2), label="in"), 1),
+              **_optional(data, "out_channels", data.draw(st.integers(1, 2), label="out"), 1),
+              "base_channels": data.draw(st.sampled_from([1, 2, 4]), label="base")}
+        x = _images(data, kw.get("in_channels", 1), st.sampled_from([16, 32, 48]), batch=(1, 2))   # divisible by 16
+        same_module(ref_ns, mut_ns, lambda ns: ns[name](**kw), x)
     return check
 
 
 def _basic_block(ref_ns, mut_ns, data):
     import hypothesis.strategies as st
     import torch.nn as nn
-    cin, cout = data.draw(st.integers(1, 6), label="in"), data.draw(st.integers(1, 8), label="out")
+    cin, cout = _widths(data, 6)
     stride = data.draw(st.integers(1, 2), label="stride")
     x = _images(data, cin, st.integers(1, 9))
+    plain = stride == 1 and cin == cout and data.draw(st.booleans(), label="defaults")
 
     def build(ns):   # the caller gives the downsample, as _make_layer does (contract)
+        if plain:
+            return ns["BasicBlock"](cin, cout)
         down = None
         if stride != 1 or cin != cout:
             down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
@@ -500,10 +519,11 @@ def _make_layer(ref_ns, mut_ns, data):
 
 def _fixed_block(ref_ns, mut_ns, data):
     import hypothesis.strategies as st
-    cin, filters = data.draw(st.integers(1, 5), label="in"), data.draw(st.integers(1, 6), label="filters")
-    kernel, stride = data.draw(st.sampled_from([1, 3, 5]), label="kernel"), data.draw(st.integers(1, 2), label="stride")
+    cin, filters = _widths(data, 5)
+    kw = {**_optional(data, "kernel_size", data.draw(st.sampled_from([1, 3, 5]), label="kernel"), 3),
+          **_optional(data, "stride", data.draw(st.integers(1, 2), label="stride"), 1)}
     x = _images(data, cin, st.integers(1, 9))
-    same_module(ref_ns, mut_ns, lambda ns: ns["ResidualBlock"](cin, filters, kernel_size=kernel, stride=stride), x)
+    same_module(ref_ns, mut_ns, lambda ns: ns["ResidualBlock"](cin, filters, **kw), x)
 
 
 def _tiny_classifier(seed: int, features: int, classes: int = 2):
@@ -591,8 +611,9 @@ def _dice(ref_ns, mut_ns, data):
     dtype = data.draw(st.sampled_from([torch.float32, torch.bool, torch.int64]), label="dtype")
     pred, target = (data.draw(tensor_strategy(dtype=torch.bool, shape=(n, 1, h, w), **_dense()), label=s).to(dtype)
                     for s in ("pred", "target"))
-    _same_outcome(_outcome(lambda: ref_ns["dice_coefficient"](pred, target)),
-                  _outcome(lambda: mut_ns["dice_coefficient"](pred, target)), "Dice")
+    kw = _optional(data, "eps", data.draw(st.sampled_from([1e-6, 1.0]), label="eps"), 1e-6)
+    _same_outcome(_outcome(lambda: ref_ns["dice_coefficient"](pred, target, **kw)),
+                  _outcome(lambda: mut_ns["dice_coefficient"](pred, target, **kw)), "Dice")
 
 
 # One row per graded cell of every assignment (a cell missing here is reported, not skipped).
@@ -756,7 +777,7 @@ def run(assignment_id: str, cells: list[str] | None = None, limit: int | None = 
                 lost = [t for t in tests if r["cells"].get(t, 0) < points[t]]
                 d.update(killed=bool(lost), status=r["status"], lost=" ".join(lost))
                 rows[gid].seconds += r["seconds"]
-        write_report(assignment_id, [rows[g] for g in rows if rows[g].tests], out, limit)   # so far
+        write_report(assignment_id, [rows[g] for g in rows if rows[g].tests], out, limit, cells)   # so far
     result = [rows[g] for g in rows]
     for row in result:
         row.killed = sum(d["killed"] for d in row.details)
@@ -766,7 +787,7 @@ def run(assignment_id: str, cells: list[str] | None = None, limit: int | None = 
         row.equivalent_lost = sum(d["equivalent"] and d["killed"] for d in row.details)
     with (work / "rows.pickle").open("wb") as f:      # the raw results, should a report need redoing
         pickle.dump(result, f)
-    write_report(assignment_id, result, out, limit)
+    write_report(assignment_id, result, out, limit, cells)
     return result
 
 
@@ -844,10 +865,13 @@ def render(assignment_id: str, rows: list[CellRow], limit: int | None = None) ->
     return "\n".join(lines) + "\n"
 
 
-def write_report(assignment_id: str, rows: list[CellRow], out: Path, limit: int | None = None) -> Path:
+def write_report(assignment_id: str, rows: list[CellRow], out: Path, limit: int | None = None,
+                 cells: list[str] | None = None) -> Path:
+    """<out>/<id>.md and .csv; <id>-<cell>....md for a run of some cells (it replaces no full report)."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{assignment_id}.md").write_text(render(assignment_id, rows, limit))
-    with (out / f"{assignment_id}.csv").open("w", newline="") as f:
+    stem = "-".join([assignment_id, *(cells or [])])
+    (out / f"{stem}.md").write_text(render(assignment_id, rows, limit))
+    with (out / f"{stem}.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["cell", "mutant", "operator", "line", "before", "after", "equivalent", "why",
                          "killed", "status", "lost", "reason"])
@@ -857,7 +881,7 @@ def write_report(assignment_id: str, rows: list[CellRow], out: Path, limit: int 
                 writer.writerow([r.cell, m.name, m.operator, m.line, m.before, m.after,
                                  "n/a" if r.equivalent is None else d["equivalent"], d["why"], d["killed"],
                                  d["status"], d["lost"], ""])
-    return out / f"{assignment_id}.md"
+    return out / f"{stem}.md"
 
 
 def print_table(assignment_id: str, rows: list[CellRow]) -> None:
@@ -879,7 +903,8 @@ def main(assignments: list[str] | None, cells: list[str] | None, limit: int | No
         started = time.monotonic()
         rows = run(aid, cells=wanted or None, limit=limit, jobs=jobs)
         print_table(aid, rows)
+        stem = "-".join([aid, *wanted])
         print(f"  {sum(r.mutants for r in rows)} mutants in {(time.monotonic() - started) / 60:.1f} min; report: "
-              f"autograder/results/mutants/{aid}.md and .csv")
+              f"autograder/results/mutants/{stem}.md and .csv")
         missed |= any(r.rate is not None and (r.rate < TARGET or r.equivalent_lost) for r in rows)
     return 1 if missed else 0
