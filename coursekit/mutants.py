@@ -421,10 +421,12 @@ def _images(data, channels: int, sizes, batch=(1, 3)):
     return torch.randn(n, channels, h, w, generator=torch.Generator().manual_seed(seed))
 
 
-def _optional(data, name: str, value, default) -> dict:
-    """{name: value}, or {} (the default used) where value is the default: defaults are contract too."""
+def _optional(data, name: str, values, default) -> dict:
+    """{} (the default used: defaults are contract too) half the time, else {name: a value drawn from `values`}."""
     import hypothesis.strategies as st
-    return {} if value == default and data.draw(st.booleans(), label=f"{name} by default") else {name: value}
+    if data.draw(st.booleans(), label=f"{name} by default"):
+        return {}
+    return {name: data.draw(values, label=name)}
 
 
 def _widths(data, most: int, least: int = 1) -> tuple[int, int]:
@@ -438,7 +440,7 @@ def _residual_block(name):
     def check(ref_ns, mut_ns, data):
         import hypothesis.strategies as st
         cin, cout = _widths(data, 6)
-        kw = _optional(data, "stride", data.draw(st.integers(1, 3), label="stride"), 1)
+        kw = _optional(data, "stride", st.integers(1, 3), 1)
         x = _images(data, cin, st.integers(1, 9))
         same_module(ref_ns, mut_ns, lambda ns: ns[name](cin, cout, **kw), x)
     return check
@@ -449,9 +451,9 @@ def _plain_vs_residual(ref_ns, mut_ns, data):
     residual = data.draw(st.booleans(), label="residual")
     if data.draw(st.booleans(), label="whole network"):
         depth = data.draw(st.sampled_from([8, 14]), label="depth")
-        kw = {**_optional(data, "width", data.draw(st.sampled_from([1, 3, 16]), label="width"), 16),
-              **_optional(data, "in_channels", data.draw(st.integers(1, 3), label="in"), 1),
-              **_optional(data, "num_classes", data.draw(st.integers(1, 3), label="classes"), 2)}
+        kw = {**_optional(data, "width", st.sampled_from([1, 3, 16]), 16),
+              **_optional(data, "in_channels", st.integers(1, 3), 1),
+              **_optional(data, "num_classes", st.integers(1, 3), 2)}
         x = _images(data, kw.get("in_channels", 1), st.integers(1, 12))
         same_module(ref_ns, mut_ns, lambda ns: ns["DeepCNN"](depth, residual, **kw), x)
     else:   # a block: the width only grows (a parameter-free shortcut pads channels), stride 1 or 2
@@ -464,8 +466,8 @@ def _plain_vs_residual(ref_ns, mut_ns, data):
 
 def _adapt_resnet18(ref_ns, mut_ns, data):
     import hypothesis.strategies as st
-    kw = {**_optional(data, "in_channels", data.draw(st.integers(1, 3), label="in"), 1),
-          **_optional(data, "num_classes", data.draw(st.integers(1, 4), label="classes"), 2)}
+    kw = {**_optional(data, "in_channels", st.integers(1, 3), 1),
+          **_optional(data, "num_classes", st.integers(1, 4), 2)}
     x = _images(data, kw.get("in_channels", 1), st.integers(17, 45), batch=(1, 2))
     same_module(ref_ns, mut_ns, lambda ns: ns["adapt_resnet18"](**kw), x)
 
@@ -480,8 +482,8 @@ def _double_conv(ref_ns, mut_ns, data):
 def _unet(name):
     def check(ref_ns, mut_ns, data):
         import hypothesis.strategies as st
-        kw = {**_optional(data, "in_channels", data.draw(st.integers(1, 2), label="in"), 1),
-              **_optional(data, "out_channels", data.draw(st.integers(1, 2), label="out"), 1),
+        kw = {**_optional(data, "in_channels", st.integers(1, 2), 1),
+              **_optional(data, "out_channels", st.integers(1, 2), 1),
               "base_channels": data.draw(st.sampled_from([1, 2, 4]), label="base")}
         x = _images(data, kw.get("in_channels", 1), st.sampled_from([16, 32, 48]), batch=(1, 2))   # divisible by 16
         same_module(ref_ns, mut_ns, lambda ns: ns[name](**kw), x)
@@ -520,8 +522,8 @@ def _make_layer(ref_ns, mut_ns, data):
 def _fixed_block(ref_ns, mut_ns, data):
     import hypothesis.strategies as st
     cin, filters = _widths(data, 5)
-    kw = {**_optional(data, "kernel_size", data.draw(st.sampled_from([1, 3, 5]), label="kernel"), 3),
-          **_optional(data, "stride", data.draw(st.integers(1, 2), label="stride"), 1)}
+    kw = {**_optional(data, "kernel_size", st.sampled_from([1, 3, 5]), 3),
+          **_optional(data, "stride", st.integers(1, 2), 1)}
     x = _images(data, cin, st.integers(1, 9))
     same_module(ref_ns, mut_ns, lambda ns: ns["ResidualBlock"](cin, filters, **kw), x)
 
@@ -611,7 +613,7 @@ def _dice(ref_ns, mut_ns, data):
     dtype = data.draw(st.sampled_from([torch.float32, torch.bool, torch.int64]), label="dtype")
     pred, target = (data.draw(tensor_strategy(dtype=torch.bool, shape=(n, 1, h, w), **_dense()), label=s).to(dtype)
                     for s in ("pred", "target"))
-    kw = _optional(data, "eps", data.draw(st.sampled_from([1e-6, 1.0]), label="eps"), 1e-6)
+    kw = _optional(data, "eps", st.sampled_from([1e-6, 1.0]), 1e-6)
     _same_outcome(_outcome(lambda: ref_ns["dice_coefficient"](pred, target, **kw)),
                   _outcome(lambda: mut_ns["dice_coefficient"](pred, target, **kw)), "Dice")
 
