@@ -16,7 +16,6 @@ import re
 import subprocess
 from contextlib import redirect_stdout
 
-import nbformat
 import pytest
 
 from coursekit import REPO
@@ -42,6 +41,7 @@ HOSTILE = {"resnet_blocks": hostile.available(capabilities())}
 GRADED_UP_TO = {"resnet_from_scratch": resnet_from_scratch.LAST_CHECK,
                 "pneumonia_training": pneumonia_training.AFTER_CAM}
 _reports = {}
+prefix = nbs.prefix      # the graded prefix of a notebook (the other grading tests import it from here)
 # Sandbox workers per batch: this pytest worker's share of the cores (conftest sets $COURSEKIT_CPUS under
 # pytest-xdist), as `make grade` counts them.
 JOBS = cpu_budget()
