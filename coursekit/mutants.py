@@ -611,8 +611,12 @@ def _dice(ref_ns, mut_ns, data):
     from hypothesis_torch import tensor_strategy
     n, h, w = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 7)), data.draw(st.integers(1, 7))
     dtype = data.draw(st.sampled_from([torch.float32, torch.bool, torch.int64]), label="dtype")
-    pred, target = (data.draw(tensor_strategy(dtype=torch.bool, shape=(n, 1, h, w), **_dense()), label=s).to(dtype)
-                    for s in ("pred", "target"))
+    def mask(label):       # empty and full masks are in the domain too (0/0 without eps)
+        kind = data.draw(st.sampled_from(["drawn", "empty", "full"]), label=f"{label} kind")
+        if kind != "drawn":
+            return torch.full((n, 1, h, w), kind == "full").to(dtype)
+        return data.draw(tensor_strategy(dtype=torch.bool, shape=(n, 1, h, w), **_dense()), label=label).to(dtype)
+    pred, target = mask("pred"), mask("target")
     kw = _optional(data, "eps", st.sampled_from([1e-6, 1.0]), 1e-6)
     _same_outcome(_outcome(lambda: ref_ns["dice_coefficient"](pred, target, **kw)),
                   _outcome(lambda: mut_ns["dice_coefficient"](pred, target, **kw)), "Dice")
