@@ -17,7 +17,7 @@ endif
 # test workers): there libgomp's default spin-waiting made a U-Net training step ~15x slower (3.5 s
 # vs 0.22 s). Not for one notebook alone (`make release`, `make bench`), which runs as in a student's
 # Jupyter: there passive waiting made a U-Net epoch 2x slower (3.2 s vs 1.7 s in make bench, 2026-12-02).
-test grade grade-smoke colab-check review gradescope-setup-check bench-grading bench-gradescope: export OMP_WAIT_POLICY ?= PASSIVE
+test grade grade-smoke mutants colab-check review gradescope-setup-check bench-grading bench-gradescope: export OMP_WAIT_POLICY ?= PASSIVE
 
 ASSIGNMENT ?=
 SUBMISSIONS ?= autograder/submissions/$(ASSIGNMENT)
@@ -26,6 +26,8 @@ PYTEST_ARGS ?= --durations=15
 # Two pytest workers (pytest-xdist): notebooks and grading batches run side by side; each grading
 # batch then uses one sandbox worker per pytest worker's share of the cores.
 TEST_WORKERS ?= 2
+CELL ?=
+LIMIT ?=
 STUDENT ?=
 DECISION ?=
 PORT ?=
@@ -34,7 +36,7 @@ NOTE ?=
 TEST_SCOPE := $(if $(ASSIGNMENT),source/$(ASSIGNMENT) tests -k $(ASSIGNMENT),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv release test test-fast grade-smoke colab-venv colab-check grade review formgrade export similarity gradescope gradescope-setup-check bench bench-grading bench-gradescope publish-data lock tidy clean
+.PHONY: help venv release test test-fast grade-smoke mutants colab-venv colab-check grade review formgrade export similarity gradescope gradescope-setup-check bench bench-grading bench-gradescope publish-data lock tidy clean
 
 help: ## this menu
 	@echo "Course kit — targets (first run creates .venv: ~2 min)"
@@ -69,6 +71,9 @@ test-fast: venv ## the same without executing notebooks or grading  [under a min
 grade: venv ## grade a class: make grade ASSIGNMENT=id [SUBMISSIONS=zip|dir] [JOBS=n] → autograder/results/<id>/
 	@test -n "$(ASSIGNMENT)" || (echo "usage: make grade ASSIGNMENT=<id> [SUBMISSIONS=<zip|dir>] [JOBS=n]"; exit 2)
 	$(BIN)/coursekit grade $(ASSIGNMENT) $(SUBMISSIONS) --jobs $(JOBS)
+
+mutants: venv ## mutation analysis of the hidden tests: make mutants [ASSIGNMENT=id] [CELL=grade_id] [LIMIT=n] → autograder/results/mutants/  [not in make test: README]
+	$(BIN)/coursekit mutants $(ASSIGNMENT) $(if $(CELL),--cell $(CELL)) $(if $(LIMIT),--limit $(LIMIT)) --jobs $(JOBS)
 
 review: venv ## submissions that need review: make review ASSIGNMENT=id [STUDENT=s DECISION=accept|reject NOTE=text]
 	@test -n "$(ASSIGNMENT)" || (echo "usage: make review ASSIGNMENT=<id> [STUDENT=<s> DECISION=accept|reject NOTE=<text>]"; exit 2)

@@ -65,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("bench", help="run reference notebooks and print their measured figures")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
 
+    p = sub.add_parser("mutants", help="mutation analysis of the hidden tests: mutants of each graded solution, "
+                                       "graded and checked for equivalence (README, Mutation analysis)")
+    p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
+    p.add_argument("--cell", action="append", help="only this graded cell (repeatable)")
+    p.add_argument("--limit", type=int, help="at most this many mutants per cell (a deterministic sample)")
+    p.add_argument("--jobs", type=int, help="parallel grading workers (default: number of cores)")
+
     args = parser.parse_args(argv)
     if args.command == "build":
         from .build import build
@@ -100,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "bench":
         from .bench import main as bench
         bench(args.assignments or None)
+    elif args.command == "mutants":
+        from .mutants import main as mutants
+        return mutants(args.assignments or None, args.cell, args.limit, args.jobs)
     elif args.command == "grade":
         from .grading.batch import grade_batch
         from .grading.report import print_summary

@@ -144,6 +144,15 @@ def make_submission(release: NotebookNode, answers: dict[str, str]) -> NotebookN
     return nb
 
 
+def prefix(nb: NotebookNode, stop_after: str | None) -> NotebookNode:
+    """The notebook up to and including cell `stop_after` (all of it for None): grading a prefix
+    checks the cells before a long training part in seconds."""
+    if stop_after is None:
+        return nb
+    ids = [c.id for c in nb.cells]
+    return nbformat.from_dict({**nb, "cells": nb.cells[: ids.index(stop_after) + 1]})
+
+
 def reference_answers(source: NotebookNode) -> dict[str, str]:
     """{grade_id: instructor solution without markers} for every solution cell."""
     return {grade_id(c): without_markers(c.source) for c in source.cells if is_solution(c)}

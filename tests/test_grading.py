@@ -16,7 +16,6 @@ import re
 import subprocess
 from contextlib import redirect_stdout
 
-import nbformat
 import pytest
 
 from coursekit import REPO
@@ -42,17 +41,10 @@ HOSTILE = {"resnet_blocks": hostile.available(capabilities())}
 GRADED_UP_TO = {"resnet_from_scratch": resnet_from_scratch.LAST_CHECK,
                 "pneumonia_training": pneumonia_training.AFTER_CAM}
 _reports = {}
+prefix = nbs.prefix      # the graded prefix of a notebook (the other grading tests import it from here)
 # Sandbox workers per batch: this pytest worker's share of the cores (conftest sets $COURSEKIT_CPUS under
 # pytest-xdist), as `make grade` counts them.
 JOBS = cpu_budget()
-
-
-def prefix(nb, stop_after):
-    """The notebook up to and including cell `stop_after` (all of it for None)."""
-    if stop_after is None:
-        return nb
-    ids = [c.id for c in nb.cells]
-    return nbformat.from_dict({**nb, "cells": nb.cells[: ids.index(stop_after) + 1]})
 
 
 def repo_fingerprint():
@@ -90,8 +82,8 @@ def graded(aid, tmp_path_factory, stop_after=None):
     key = (aid, stop_after)
     if key not in _reports:
         assignment = load_course().assignments[aid]
-        source = prefix(nbs.read(assignment.notebook("source")), stop_after)
-        release = prefix(nbs.read(assignment.notebook("release")), stop_after)
+        source = nbs.prefix(nbs.read(assignment.notebook("source")), stop_after)
+        release = nbs.prefix(nbs.read(assignment.notebook("release")), stop_after)
         reference = nbs.reference_answers(source)
         tmp = tmp_path_factory.mktemp(f"{aid}-{stop_after or 'all'}")
         folder = tmp / "submissions"
