@@ -8,13 +8,15 @@ assignment is skipped: running `make release` twice changes nothing.
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import tempfile
+import tokenize
 from pathlib import Path
 
 from . import REPO, nbgrader_run
 from . import notebooks as nbs
-from .config import Assignment, load_course
+from .config import Assignment, Course, load_course
 from .grading import gradebook
 
 STEPS = ("release", "solutions")
@@ -84,6 +86,9 @@ def build(ids: list[str] | None = None, force: bool = False) -> None:
         compile_assignment(assignment, REPO)
         print(f"{aid}: wrote {assignment.notebook('release').relative_to(REPO)} and "
               f"{assignment.notebook('solutions').relative_to(REPO)}")
+    problems = cross_release_leaks(course)
+    if problems:
+        raise SystemExit("\n".join(problems))
 
 
 # ---------------------------------------------------------------- checking
@@ -118,4 +123,43 @@ def staleness(assignment: Assignment) -> list[str]:
         if fresh_key != committed_key:
             problems.append(f"solutions/{assignment.id} differs from what nbgrader compiles "
                             f"(edited by hand?): {fix}")
+    return problems
+
+
+# ---------------------------------------------------------------- answers across assignments
+MIN_TOKENS = 8   # fewer tokens is an idiom (`loss.backward()`, `logits = model(images)`), not an answer
+
+
+def answer_lines(assignment: Assignment, root: Path = REPO) -> set[str]:
+    """The assignment's distinctive solution lines (notebooks.secret_lines) that say something on
+    their own: imports and lines of fewer than MIN_TOKENS Python tokens are boilerplate."""
+    def tokens(line):
+        try:
+            return [t for t in tokenize.generate_tokens(io.StringIO(line).readline)
+                    if t.type in (tokenize.NAME, tokenize.OP, tokenize.NUMBER, tokenize.STRING)]
+        except (tokenize.TokenError, SyntaxError):   # a line of a longer statement: count words
+            return line.split()
+    solution, _ = nbs.secret_lines(nbs.read(assignment.notebook("source", root)))
+    return {line for line in solution
+            if not line.startswith(("import ", "from ")) and len(tokens(line)) >= MIN_TOKENS}
+
+
+def cross_release_leaks(course: Course, root: Path = REPO) -> list[str]:
+    """Solution lines of one assignment that another assignment's release shows, unless course.toml
+    declares that release to come after the first one's deadline (`release_after = ["<id>"]`)."""
+    answers = {aid: answer_lines(a, root) for aid, a in course.assignments.items()}
+    problems = []
+    for later, assignment in course.assignments.items():
+        shown = {line.strip() for cell in nbs.read(assignment.notebook("release", root)).cells
+                 for line in cell.source.splitlines()}
+        for earlier, lines in answers.items():
+            leaked = sorted(lines & shown)
+            if earlier == later or not leaked or earlier in assignment.release_after:
+                continue
+            problems.append(
+                f"release/{later} shows {len(leaked)} solution line(s) of {earlier}: "
+                + "; ".join(f"`{line}`" for line in leaked)
+                + f"\n  publish it after {earlier}'s deadline and say so in course.toml "
+                  f"([assignments.{later}] release_after = [\"{earlier}\"]), or take the lines out "
+                  f"of source/{later}")
     return problems

@@ -24,6 +24,7 @@ class Assignment:
     max_upload_mb: int            # larger submissions are refused as malformed
     gradescope_visibility: dict = field(default_factory=dict)   # grade_id -> Gradescope visibility
     data: tuple[str, ...] = ()    # the data files its notebook reads, under COURSE_DATA_DIR
+    release_after: tuple[str, ...] = ()   # assignments whose deadline this release follows
 
     def notebook(self, step: str, root: Path = REPO) -> Path:
         """Path of this assignment's notebook in `step` (source, release or solutions)."""
@@ -52,9 +53,17 @@ def load_course(path: Path = REPO / "course.toml") -> Course:
         aid: Assignment(aid, spec["title"], tuple(spec.get("colab_packages", ())),
                         int(spec.get("cell_timeout", 120)), int(spec.get("notebook_timeout", 900)),
                         float(spec.get("memory_gb", 4)), int(spec.get("max_upload_mb", 50)),
-                        dict(spec.get("gradescope_visibility", {})), data_files(aid, spec.get("data", [])))
+                        dict(spec.get("gradescope_visibility", {})), data_files(aid, spec.get("data", [])),
+                        tuple(spec.get("release_after", ())))
         for aid, spec in data["assignments"].items()
     }
+    order = list(assignments)
+    for aid, assignment in assignments.items():
+        for earlier in assignment.release_after:
+            if earlier not in order[:order.index(aid)]:
+                raise ValueError(f"course.toml [assignments.{aid}] release_after: {earlier!r} is not an "
+                                 f"assignment listed before {aid!r}; name ids of earlier tables, e.g. "
+                                 f"release_after = [\"{order[0]}\"]")
     course = data["course"]
     return Course(course["id"], course["github_repo"], course.get("branch", "main"), assignments,
                   data.get("grading", {}).get("submission_filename", DEFAULT_SUBMISSION_FILENAME),

@@ -1,11 +1,13 @@
 """release/ and solutions/ are what nbgrader makes of source/ today, and leak nothing."""
 
+import dataclasses
 import re
 
 import pytest
 
+from coursekit import REPO
 from coursekit import notebooks as nbs
-from coursekit.build import staleness
+from coursekit.build import cross_release_leaks, staleness
 from coursekit.config import load_course
 from coursekit.nbgrader_ext import starter_code
 
@@ -87,3 +89,30 @@ def test_solutions_are_clean_executed_keys(aid):
         if cell.id in test_ids:
             out = "".join(o.get("text", "") for o in cell.outputs)
             assert re.search(rf"{cell.id} passed", out), f"{cell.id} did not pass in the answer key"
+
+
+def test_no_release_shows_an_answer_before_its_deadline():
+    """Solution lines of one assignment reach another's release only where course.toml orders that
+    release after the first one's deadline (release_after); `make release` runs the same check."""
+    problems = cross_release_leaks(COURSE)
+    assert not problems, "\n".join(problems)
+
+
+def test_cross_release_check_bites_without_release_after():
+    """Notebook 2's release shows Notebook 1's adapt_resnet18: unordered, that is a failure."""
+    unordered = dataclasses.replace(COURSE, assignments={
+        aid: dataclasses.replace(a, release_after=()) for aid, a in COURSE.assignments.items()})
+    problems = cross_release_leaks(unordered)
+    assert len(problems) == 1 and problems[0].startswith(
+        "release/pneumonia_training shows 3 solution line(s) of resnet_blocks"), problems
+    assert "model.fc = nn.Linear(model.fc.in_features, num_classes)" in problems[0]
+    assert 'release_after = ["resnet_blocks"]' in problems[0]
+
+
+def test_release_after_names_earlier_assignments(tmp_path):
+    toml = (REPO / "course.toml").read_text().replace(
+        'release_after = ["resnet_blocks"]', 'release_after = ["resnet_from_scratch"]')
+    (tmp_path / "course.toml").write_text(toml)
+    with pytest.raises(ValueError, match="release_after: 'resnet_from_scratch' is not an assignment "
+                                         "listed before 'pneumonia_training'"):
+        load_course(tmp_path / "course.toml")

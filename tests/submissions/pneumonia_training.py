@@ -101,6 +101,9 @@ CASES = [
          "classes = logits.argmax(dim=1).view(-1, 1)")),
     cam("cam_weights_not_pooled", ('weights = kept["gradients"].mean(dim=(2, 3), keepdim=True)', 'weights = kept["gradients"]')),
     cam("cam_hooks_left_registered", ("        for handle in handles:\n            handle.remove()\n", "        pass\n")),
+    # Written from the contract (maps of the images' own H×W): height and width swapped when
+    # upsampling, which square images cannot tell apart.
+    cam("cam_upsampled_to_width_by_height", ("size=images.shape[-2:]", "size=(images.shape[-1], images.shape[-2])")),
     cam("cam_softmax_score", ("logits.gather(1, classes).sum().backward()",
                               "logits.softmax(dim=1).gather(1, classes).sum().backward()")),
     # ---- right answers written differently

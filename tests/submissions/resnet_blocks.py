@@ -81,6 +81,17 @@ CASES = [
     pvr("pvr_zero_channels_first",
         ("F.pad(shortcut, (0, 0, 0, 0, 0, self.extra_channels))", "F.pad(shortcut, (0, 0, 0, 0, self.extra_channels, 0))")),
     pvr("pvr_adds_into_input", (ADD_SHORTCUT, "            shortcut += out\n            out = shortcut\n")),
+    # Written from the contract (global average pooling over height and width, any image size):
+    # a pooling window as high as the feature map is global only on square images.
+    pvr("pvr_pool_window_from_height",
+        ("return self.fc(x.mean(dim=(2, 3)))", "return self.fc(F.avg_pool2d(x, x.shape[2]).flatten(1))")),
+    # Padding 1 spelled as a tuple and as "same" (stride 1): the same convolutions, full marks.
+    Case("pvr_tuple_and_same_padding", "plain_vs_residual", mistake(
+        PVR, ("kernel_size=3, stride=stride, padding=1, bias=False)", "kernel_size=3, stride=stride, padding=(1, 1), bias=False)"),
+        ("kernel_size=3, stride=1, padding=1, bias=False)", "kernel_size=(3, 3), stride=1, padding=\"same\", bias=False)"),
+        ("nn.Conv2d(in_channels, width, kernel_size=3, padding=1, bias=False)",
+         "nn.Conv2d(in_channels, width, kernel_size=3, padding=\"same\", bias=False)")),
+         right=True, stop_after=PVR_DONE),
     # ---- adapt_resnet18: mistakes
     adapt("adapt_fc_not_replaced", ("model.fc = nn.Linear(model.fc.in_features, num_classes)\n", "")),
     adapt("adapt_conv1_not_replaced",

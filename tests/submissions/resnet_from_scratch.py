@@ -142,6 +142,25 @@ class BasicBlock(nn.Module):
             stage.append(block(in_channels=width, out_channels=out_channels))
         layers = list(stage)
 ''')),
+    # Written from the contract (part 2's table, part 5's tutorial): batch norm with the running
+    # statistics in train mode too (eval mode is exact), which only a train-mode check sees.
+    wrong("block_running_stats_when_training", "basic_block", mistake(BLOCK, (
+        "        out = self.relu(self.bn1(self.conv1(x)))\n        out = self.bn2(self.conv2(out))\n",
+        "        out = self.relu(F.batch_norm(self.conv1(x), self.bn1.running_mean, self.bn1.running_var,\n"
+        "                                     self.bn1.weight, self.bn1.bias))\n"
+        "        out = F.batch_norm(self.conv2(out), self.bn2.running_mean, self.bn2.running_var,\n"
+        "                           self.bn2.weight, self.bn2.bias)\n"))),
+    # Equivalent spellings of padding 1 (a tuple, "same" at stride 1): the same convolutions.
+    right("block_tuple_and_same_padding", "basic_block", mistake(BLOCK, (
+        "kernel_size=3, stride=stride,\n                               padding=1, bias=False)",
+        "kernel_size=(3, 3), stride=stride,\n                               padding=(1, 1), bias=False)"), (
+        "kernel_size=3, stride=1,\n                               padding=1, bias=False)",
+        "kernel_size=3, stride=1,\n                               padding=\"same\", bias=False)"))),
+    right("fixed_same_padding", "fixed_block", mistake(FIXED, (
+        "        padding = kernel_size // 2\n",
+        "        padding = \"same\" if stride == 1 else (kernel_size // 2, kernel_size // 2)\n"), (
+        "self.conv2 = nn.Conv2d(filters, filters, kernel_size, stride=1, padding=padding)",
+        "self.conv2 = nn.Conv2d(filters, filters, kernel_size, stride=1, padding=\"same\")"))),
     right("fixed_shortcut_none_no_bias", "fixed_block", '''
 class ResidualBlock(nn.Module):
     def __init__(self, in_channels, filters, kernel_size=3, stride=1):

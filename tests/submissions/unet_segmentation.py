@@ -16,6 +16,11 @@ the notebook was written, and dropped for time: DoubleConv without batch norm; a
 its skips, skips on two levels only, ignores base_channels, defines an unused layer; Dice without
 eps, IoU instead of Dice; a loss with soft Dice on logits; returning the last weights; a loss
 history per batch. Each lost points on its own cell only.
+
+The resnet_unet layouts (max-pool downsampling, the stride in the second block or on conv2, an
+extra block, skips from a stage's first block) are written from the table in part 4: the checks
+compare the encoder's blocks, in the order they run, with the table exactly (widths, strides, the
+chain, each block's computation from its own weights, the parameter total).
 """
 
 from coursekit.config import load_course
@@ -154,14 +159,44 @@ class UNet(nn.Module):
           *[(f"nn.Sequential(ResidualBlock({a}, {b}, stride=2), ResidualBlock({b}, {b}))",
              f"nn.Sequential(ResidualBlock({a}, {b}, stride=2))")
             for a, b in [("c1", "c2"), ("c2", "c3"), ("c3", "c4"), ("c4", "c5")]]),
+    # Layouts that the table does not describe, each with ResNet-18's blocks and the same number of
+    # parameters or the same output sizes (the checks once counted blocks "at least" and compared
+    # sizes only). Downsampling by max-pool before stride-1 blocks: the same weights, other outputs.
+    wrong("resnet_unet", "resnet_unet_maxpool_downsampling",
+          *[(f"ResidualBlock({a}, {b}, stride=2)", f"nn.MaxPool2d(2), ResidualBlock({a}, {b})")
+            for a, b in [("c1", "c2"), ("c2", "c3"), ("c3", "c4"), ("c4", "c5")]]),
+    # The stride in each stage's second block: the first block runs at the larger size.
+    wrong("resnet_unet", "resnet_unet_stride_in_second_block",
+          *[(f"nn.Sequential(ResidualBlock({a}, {b}, stride=2), ResidualBlock({b}, {b}))",
+             f"nn.Sequential(ResidualBlock({a}, {b}), ResidualBlock({b}, {b}, stride=2))")
+            for a, b in [("c1", "c2"), ("c2", "c3"), ("c3", "c4"), ("c4", "c5")]]),
+    # One block too many (in the cheap first stage: 0.89 M parameters, within the stated range).
+    wrong("resnet_unet", "resnet_unet_extra_block",
+          ("nn.Sequential(ResidualBlock(c1, c2, stride=2), ResidualBlock(c2, c2))",
+           "nn.Sequential(ResidualBlock(c1, c2, stride=2), ResidualBlock(c2, c2), ResidualBlock(c2, c2))")),
+    # The stride on conv2 instead of conv1: same layers and sizes, another computation.
+    wrong("resnet_unet", "resnet_unet_stride_on_conv2",
+          ("kernel_size=3, stride=stride, padding=1, bias=False)", "kernel_size=3, padding=1, bias=False)"),
+          ("self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False)",
+           "self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)")),
+    # The decoder takes each stage's first block's output instead of the stage's.
+    wrong("resnet_unet", "resnet_unet_skip_from_first_block",
+          ("        e2 = self.enc2(e1)\n        e3 = self.enc3(e2)\n        e4 = self.enc4(e3)\n"
+           "        b = self.bottleneck(e4)\n",
+           "        s2 = self.enc2[0](e1)\n        e2 = self.enc2[1](s2)\n        s3 = self.enc3[0](e2)\n"
+           "        e3 = self.enc3[1](s3)\n        s4 = self.enc4[0](e3)\n        e4 = self.enc4[1](s4)\n"
+           "        b = self.bottleneck(e4)\n"),
+          ("torch.cat([e4, self.up4(b)], dim=1)", "torch.cat([s4, self.up4(b)], dim=1)"),
+          ("torch.cat([e3, self.up3(d4)], dim=1)", "torch.cat([s3, self.up3(d4)], dim=1)"),
+          ("torch.cat([e2, self.up2(d3)], dim=1)", "torch.cat([s2, self.up2(d3)], dim=1)")),
     # ---- resnet_unet: right answers written differently
-    right("resnet_unet", "resnet_unet_maxpool_bilinear_loops", '''
+    right("resnet_unet", "resnet_unet_loops_tuple_padding", '''
 class ResidualBlock(nn.Module):
     def __init__(self, in_channels, out_channels, stride=1):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, (3, 3), (stride, stride), (1, 1), bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, "same", bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True)
         if stride == 1 and in_channels == out_channels:
@@ -181,12 +216,11 @@ class ResidualBlock(nn.Module):
 class Up(nn.Module):
     def __init__(self, in_channels, out_channels):
         super().__init__()
-        self.reduce = nn.Conv2d(in_channels, out_channels, kernel_size=1)
+        self.up = nn.ConvTranspose2d(in_channels, out_channels, (2, 2), stride=(2, 2))
         self.conv = DoubleConv(2 * out_channels, out_channels)
 
     def forward(self, x, skip):
-        x = self.reduce(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
-        return self.conv(torch.cat((skip, x), 1))
+        return self.conv(torch.cat((skip, self.up(x)), 1))
 
 
 class ResNetUNet(nn.Module):
@@ -195,7 +229,7 @@ class ResNetUNet(nn.Module):
         widths = [base_channels * 2 ** k for k in range(5)]
         self.stem = ResidualBlock(in_channels, widths[0])
         self.stages = nn.ModuleList(
-            nn.Sequential(nn.MaxPool2d(2), ResidualBlock(widths[k], widths[k + 1]),
+            nn.Sequential(ResidualBlock(widths[k], widths[k + 1], 2),
                           ResidualBlock(widths[k + 1], widths[k + 1]))
             for k in range(4))
         self.ups = nn.ModuleList(Up(widths[k + 1], widths[k]) for k in reversed(range(4)))
