@@ -92,6 +92,18 @@ CASES = [
         ("nn.Conv2d(in_channels, width, kernel_size=3, padding=1, bias=False)",
          "nn.Conv2d(in_channels, width, kernel_size=3, padding=\"same\", bias=False)")),
          right=True, stop_after=PVR_DONE),
+    # Each batch norm defined before its convolution (found by make mutants): where a layer is defined
+    # is no behaviour, full marks.
+    Case("pvr_batchnorm_defined_first", "plain_vs_residual", mistake(
+        PVR, ("        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)\n"
+              "        self.bn1 = nn.BatchNorm2d(out_channels)\n",
+              "        self.bn1 = nn.BatchNorm2d(out_channels)\n"
+              "        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)\n"),
+        ("        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=1, padding=1, bias=False)\n"
+         "        self.bn2 = nn.BatchNorm2d(out_channels)\n",
+         "        self.bn2 = nn.BatchNorm2d(out_channels)\n"
+         "        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=1, padding=1, bias=False)\n")),
+         right=True, stop_after=PVR_DONE),
     # ---- adapt_resnet18: mistakes
     adapt("adapt_fc_not_replaced", ("model.fc = nn.Linear(model.fc.in_features, num_classes)\n", "")),
     adapt("adapt_conv1_not_replaced",
