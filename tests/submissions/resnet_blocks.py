@@ -43,6 +43,10 @@ CASES = [
     block("block_projection_always", (PROJECTION_RULE, "if True:")),
     block("block_projection_without_bn",
           ("bias=False),\n                nn.BatchNorm2d(out_channels),\n", "bias=False),\n")),
+    # A bias on a convolution the table gives bias=False (batch norm follows): the structure check's points.
+    block("block_conv_bias",
+          ("self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=1,\n                               padding=1, bias=False)",
+           "self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=1,\n                               padding=1)")),
     block("block_batchnorm_unused",
           ("out = F.relu(self.bn1(self.conv1(x)))", "out = F.relu(self.conv1(x))"),
           ("out = self.bn2(self.conv2(out))", "out = self.conv2(out)")),
@@ -140,9 +144,9 @@ class ResidualBlock(nn.Module):
 class ResidualBlock(nn.Module):
     def __init__(self, in_channels, out_channels, stride=1):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
         layers = []
         if stride != 1 or in_channels != out_channels:
