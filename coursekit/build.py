@@ -52,15 +52,18 @@ def compile_assignment(assignment: Assignment, root: Path, execute: bool = True)
     nbgrader_run.cli("generate_solution", assignment.id, "--force", timeout, cwd=root,
                      env=None if execute else {"COURSEKIT_SKIP_EXECUTE": "1"})
     sha = source_sha256(assignment, root)
+    solutions = assignment.notebook("solutions", root)
+    failed = [f"{cell.id}: {out.get('ename')}: {out.get('evalue')}"
+              for cell in nbs.read(solutions).cells
+              for out in cell.get("outputs", []) if out.get("output_type") == "error"] if execute else []
     finish(assignment.notebook("release", root), sha, keep_outputs=False)
-    finish(assignment.notebook("solutions", root), sha, keep_outputs=execute)
-    if execute:
-        failed = [f"{cell.id}: {out.get('ename')}: {out.get('evalue')}"
-                  for cell in nbs.read(assignment.notebook("solutions", root)).cells
-                  for out in cell.get("outputs", []) if out.get("output_type") == "error"]
-        if failed:
-            raise RuntimeError(f"the answer key of {assignment.id} fails when executed "
-                               f"(is COURSE_DATA_DIR set?):\n" + "\n".join(failed))
+    # A key that failed keeps its error outputs for reading but no source hash: the next
+    # `make release` builds it again instead of calling it up to date.
+    finish(solutions, "" if failed else sha, keep_outputs=execute)
+    if failed:
+        raise RuntimeError(f"the answer key of {assignment.id} fails when executed "
+                           f"(is COURSE_DATA_DIR set? a CellTimeoutError: cell_timeout in course.toml):\n"
+                           + "\n".join(failed))
 
 
 def is_fresh(assignment: Assignment, root: Path = REPO) -> bool:

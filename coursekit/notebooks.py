@@ -18,6 +18,11 @@ from .config import Assignment, load_course, normalise, pinned_versions
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 KEPT_CELL_METADATA = ("nbgrader", "coursekit", "tags")
+# Plumbing cells (setup, data loaders, the checks' tools) are stored collapsed: metadata
+# `coursekit.collapsed` is the title shown instead of the code. tidy writes what each editor honours:
+# JupyterLab and Jupyter Notebook hide the source of `jupyter.source_hidden` cells (one click shows
+# it); Colab shows a `cellView: form` cell whose first line is `# @title ...` as that title.
+TITLE_PREFIX = "# @title "
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -166,8 +171,9 @@ def badge_markdown(assignment: Assignment) -> str:
             'alt="Open In Colab"/></a>')
 
 
+SETUP_TITLE = "Setup: run this cell first (safe to re-run)"
 SETUP_TEMPLATE = '''\
-# Setup: run this cell first (safe to re-run). It is the same in every notebook of the course.
+# It is the same in every notebook of the course.
 # In Colab it installs what Colab lacks; everywhere it seeds, picks the device and finds the data.
 import importlib.metadata
 import os
@@ -253,6 +259,21 @@ def generated_kind(cell: NotebookNode) -> str | None:
     return cell.get("metadata", {}).get("coursekit", {}).get("generated")
 
 
+def collapsed_title(cell: NotebookNode) -> str | None:
+    """The title a plumbing cell shows instead of its code (metadata `coursekit.collapsed`)."""
+    return cell.get("metadata", {}).get("coursekit", {}).get("collapsed")
+
+
+def collapse(cell: NotebookNode, title: str) -> None:
+    """Store `cell` collapsed under `title`, for JupyterLab/Notebook and for Colab (see TITLE_PREFIX)."""
+    lines = cell.source.splitlines()
+    if lines and lines[0].startswith(TITLE_PREFIX):
+        lines = lines[1:]
+    cell.source = "\n".join([TITLE_PREFIX + title, *lines])
+    cell.metadata["jupyter"] = {"source_hidden": True}
+    cell.metadata["cellView"] = "form"
+
+
 # ---------------------------------------------------------------- tidy
 def tidy(nb: NotebookNode, assignment: Assignment) -> NotebookNode:
     """Return the notebook in its stored form: no outputs, minimal metadata, stable unique ids,
@@ -269,6 +290,10 @@ def tidy(nb: NotebookNode, assignment: Assignment) -> NotebookNode:
             del cell["attachments"]
         if kind := generated_kind(cell):
             cell.source = GENERATED[kind](assignment)
+        if kind == "setup":
+            cell.metadata["coursekit"]["collapsed"] = SETUP_TITLE
+        if cell.cell_type == "code" and (title := collapsed_title(cell)):
+            collapse(cell, title)
         cell_id = cell.get("id") or grade_id(cell) or f"{assignment.id}-{index:02d}"
         while cell_id in seen:
             cell_id += "-dup"

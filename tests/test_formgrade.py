@@ -269,11 +269,18 @@ def test_student_runs_the_setup_cell_in_jupyterlab(graded, server, browser):
         return any(x["path"].endswith(f"try-release/{AID}.ipynb") and x["kernel"]["execution_state"] == "idle"
                    for x in sessions)
     until(kernel_idle, 90, "the notebook's kernel", browser)
+    # Stored collapsed (jupyter.source_hidden): JupyterLab shows its title line, not its code,
+    # until the student clicks the placeholder.
+    placeholders = cell.find_elements(By.CSS_SELECTOR, ".jp-InputPlaceholder")
+    assert placeholders, "the setup cell's code should be collapsed in JupyterLab"
+    browser.save_screenshot(str(ARTEFACTS / "05-jupyterlab-setup-cell-collapsed.png"))
+    placeholders[0].click()
+    until(lambda: cell.find_elements(By.CSS_SELECTOR, ".jp-InputArea-editor"), 30, "the expanded setup cell", browser)
     cell.find_element(By.CSS_SELECTOR, ".jp-InputArea-editor").click()
     ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
     output = until(lambda: [o.text for o in cell.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")
                             if "runtime is" in o.text], 120, "the setup cell's output", browser)
-    browser.save_screenshot(str(ARTEFACTS / "05-jupyterlab-setup-cell.png"))
+    browser.save_screenshot(str(ARTEFACTS / "06-jupyterlab-setup-cell-run.png"))
     assert output[0].startswith(("GPU runtime is OFF: using device = cpu", "GPU runtime is ON")), output
     outputs = cell.find_element(By.CSS_SELECTOR, ".jp-OutputArea").text
     assert "Traceback" not in outputs and "Error" not in outputs, outputs

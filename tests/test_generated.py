@@ -116,3 +116,30 @@ def test_release_after_names_earlier_assignments(tmp_path):
     with pytest.raises(ValueError, match="release_after: 'resnet_from_scratch' is not an assignment "
                                          "listed before 'pneumonia_training'"):
         load_course(tmp_path / "course.toml")
+
+
+def test_a_failed_answer_key_is_not_called_up_to_date(tmp_path, monkeypatch):
+    """`make release` after a key that failed (a cell timed out on a busy machine) builds it again:
+    the failed key is written for reading, without the source hash that would make it 'fresh'."""
+    from coursekit import build
+
+    assignment = COURSE.assignments["resnet_blocks"]
+    source = assignment.notebook("source", tmp_path)
+    source.parent.mkdir(parents=True)
+    source.write_bytes(assignment.notebook("source").read_bytes())
+
+    def fake_nbgrader(command, aid, *args, cwd, env=None):
+        step = "release" if command == "generate_assignment" else "solutions"
+        nb = nbs.read(source)
+        if step == "solutions":
+            cell = next(c for c in nb.cells if c.cell_type == "code" and c.id != "setup")
+            cell.outputs = [nbs.nbformat.v4.new_output("error", ename="CellTimeoutError", evalue="", traceback=[])]
+        path = assignment.notebook(step, cwd)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbs.write(nb, path)
+
+    monkeypatch.setattr(build.nbgrader_run, "cli", fake_nbgrader)
+    with pytest.raises(RuntimeError, match="CellTimeoutError"):
+        build.compile_assignment(assignment, tmp_path)
+    assert assignment.notebook("solutions", tmp_path).exists()
+    assert not build.is_fresh(assignment, tmp_path)

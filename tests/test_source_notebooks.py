@@ -62,3 +62,20 @@ def test_graded_cells_match_the_spec(aid):
                 "unet_segmentation": {"double_conv", "unet", "resnet_unet", "dice_coefficient", "train_unet"}}
     nb = source(aid)
     assert {nbs.grade_id(c) for c in nb.cells if nbs.is_solution(c)} == expected[aid]
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_plumbing_is_collapsed_in_the_student_version(aid):
+    """Setup and tool cells show a title instead of their code in JupyterLab and in Colab; the
+    cells a student works in (answers, checks, lesson code) show their code."""
+    release = nbs.read(COURSE.assignments[aid].notebook("release"))
+    collapsed = {c.id: c for c in release.cells if c.metadata.get("jupyter", {}).get("source_hidden")}
+    assert "setup" in collapsed, f"release/{aid}: the setup cell should be collapsed"
+    for cell_id, cell in collapsed.items():
+        assert cell.metadata.get("cellView") == "form" and cell.source.startswith(nbs.TITLE_PREFIX), (
+            f"release/{aid} cell {cell_id}: collapsed for JupyterLab but not for Colab "
+            "(cellView: form and a first line '# @title ...')")
+        assert not (nbs.is_solution(cell) or nbs.is_test(cell)), (
+            f"release/{aid} cell {cell_id}: a graded cell must show its code")
+    titled = {c.id for c in release.cells if c.cell_type == "code" and c.source.startswith(nbs.TITLE_PREFIX)}
+    assert titled == set(collapsed), f"release/{aid}: '# @title' cells that are not collapsed: {titled - set(collapsed)}"

@@ -118,6 +118,10 @@ CASES = [
           ("nn.Conv2d(in_channels, 64", "nn.Conv2d(1, 64"),
           ("nn.Linear(model.fc.in_features, num_classes)", "nn.Linear(model.fc.in_features, 2)")),
     adapt("adapt_fc_fixed_width", ("nn.Linear(model.fc.in_features, num_classes)", "nn.Linear(512, 2)")),
+    # The stem the task describes (kernel 7, stride 2, padding 3, no bias): make mutants found that
+    # these kept every point before the architecture check compared outputs with the student's weights.
+    adapt("adapt_stem_stride_1", ("kernel_size=7, stride=2, padding=3", "kernel_size=7, stride=1, padding=3")),
+    adapt("adapt_stem_conv_bias", ("padding=3, bias=False)", "padding=3)")),
     # ---- right answers written differently
     Case("block_relu_modules_inplace_add", "residual_block", '''
 class ResidualBlock(nn.Module):

@@ -73,14 +73,17 @@ CASES = [
     wrong("double_conv", "dc_relu_before_batchnorm",
           ("            nn.BatchNorm2d(out_channels),\n            nn.ReLU(inplace=True),\n",
            "            nn.ReLU(inplace=True),\n            nn.BatchNorm2d(out_channels),\n")),
+    # The task's bias=False (the batch norm after each convolution has its own shift), as in
+    # Notebook 1's blocks: a convolution with a bias is a parameter too many.
+    wrong("double_conv", "dc_conv_bias", ("kernel_size=3, padding=1, bias=False", "kernel_size=3, padding=1")),
     # ---- double_conv: a right answer written differently
     right("double_conv", "dc_named_layers_functional_relu", '''
 class DoubleConv(nn.Module):
     def __init__(self, in_channels, out_channels):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding="same")
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding="same", bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
 
     def forward(self, x):
@@ -189,6 +192,10 @@ class UNet(nn.Module):
           ("torch.cat([e4, self.up4(b)], dim=1)", "torch.cat([s4, self.up4(b)], dim=1)"),
           ("torch.cat([e3, self.up3(d4)], dim=1)", "torch.cat([s3, self.up3(d4)], dim=1)"),
           ("torch.cat([e2, self.up2(d3)], dim=1)", "torch.cat([s2, self.up2(d3)], dim=1)")),
+    # The signature's defaults are part of the contract (make mutants found in_channels=2 kept every point).
+    wrong("resnet_unet", "resnet_unet_default_in_channels",
+          ("def __init__(self, in_channels=1, out_channels=1, base_channels=16):",
+           "def __init__(self, in_channels=3, out_channels=1, base_channels=16):")),
     # ---- resnet_unet: right answers written differently
     right("resnet_unet", "resnet_unet_loops_tuple_padding", '''
 class ResidualBlock(nn.Module):
