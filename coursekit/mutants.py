@@ -811,7 +811,7 @@ def graded_store(work: Path, stop: str) -> dict:
     store, scores = {}, work / f"results-{stop}" / "cell_scores.csv"
     seconds = {}
     if (work / f"results-{stop}" / "status.csv").exists():
-        from .grading.batch import cpu_budget
+        from .grading.cpus import cpu_budget
         with (work / f"results-{stop}" / "status.csv").open() as f:      # worker seconds, shared by the workers
             seconds = {r["student"]: float(r["seconds"] or 0) / cpu_budget() for r in csv.DictReader(f)}
     if scores.exists():

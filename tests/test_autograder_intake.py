@@ -14,7 +14,8 @@ from coursekit import REPO
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
 from coursekit.grading import codescan, report
-from coursekit.grading.batch import kernel_course, static_review
+from coursekit.grading.kernel_course import kernel_course
+from coursekit.grading.submission import static_review
 from coursekit.grading.intake import ArchiveLimits, clean_archive, collect_zip, find_submissions, precheck
 from coursekit.grading.repair import repair
 

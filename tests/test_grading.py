@@ -21,7 +21,8 @@ import pytest
 from coursekit import REPO
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
-from coursekit.grading.batch import cpu_budget, grade_batch
+from coursekit.grading.batch import grade_batch
+from coursekit.grading.cpus import cpu_budget
 from coursekit.grading.report import STATUSES, print_summary
 from coursekit.grading.sandbox import capabilities
 from tests.submissions import (cheating, hostile, pneumonia_training, resnet_blocks, resnet_from_scratch,

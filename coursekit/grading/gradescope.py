@@ -55,7 +55,7 @@ def export(assignment_id: str, dest: Path | None = None, source: Path | None = N
     """Write the autograder zip of an assignment. `source` replaces its source notebook (the tests
     export a prefix); the data is the assignment's `data` in course.toml, from `data_dir` (default
     COURSE_DATA_DIR) when it has it."""
-    from .batch import kernel_course
+    from .kernel_course import kernel_course
 
     course = load_course()
     a = course.assignments[assignment_id]
@@ -150,7 +150,7 @@ def run(root: Path) -> dict:
 
 
 def grade(root: Path, source_dir: Path, settings: dict) -> dict:
-    from .batch import grade_submissions
+    from .submission import grade_alone
     from .report import StudentResult
 
     aid = settings["assignment"]
@@ -165,9 +165,9 @@ def grade(root: Path, source_dir: Path, settings: dict) -> dict:
     folder.mkdir()
     shutil.copy((preferred or notebooks)[0], folder / "submission.ipynb")
     limits = {k: settings[k] for k in ("cell_timeout", "notebook_timeout", "memory_gb", "max_upload_mb")}
-    result, cell_max = grade_submissions(aid, folder, work, source_dir / f"{aid}.ipynb",
-                                         source_dir / "template", limits,
-                                         hide=(str(source_dir), str(work)))
+    result, cell_max = grade_alone(aid, folder, work, source_dir / f"{aid}.ipynb",
+                                    source_dir / "template", limits,
+                                    hide=(str(source_dir), str(work)))
     return results_json(result, source_dir, settings, cell_max)
 
 
