@@ -113,9 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "grade":
         from .grading.batch import grade_batch
         from .grading.report import print_summary
+        from .grading.results import Status
         report = grade_batch(args.assignment, args.submissions, out=args.out, jobs=args.jobs)
         print_summary(report)
-        return 3 if any(r.status == "grader error" for r in report.results.values()) else 0
+        return 3 if any(r.status == Status.GRADER_ERROR for r in report.results.values()) else 0
     elif args.command == "formgrade":
         from .formgrade import launch
         return launch(args.assignment, args.port)
@@ -141,9 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}: upload it under "
               f"Configure Autograder > Zip file upload (see README, Grading on Gradescope)")
     elif args.command == "review":
+        from .grading.results import Review
         from .grading.review import main as review
-        return review(args.assignment, args.student, "accepted" if args.accept else
-                      "rejected" if args.reject else None, args.note, args.out)
+        return review(args.assignment, args.student, Review.ACCEPTED if args.accept else
+                      Review.REJECTED if args.reject else None, args.note, args.out)
     return 0
 
 

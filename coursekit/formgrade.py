@@ -106,6 +106,7 @@ def _handlers(settings: ReviewPage):
     from tornado import web
 
     from .grading import gradebook, review
+    from .grading.results import Review
 
     class Handler(JupyterHandler):
         @web.authenticated
@@ -126,8 +127,8 @@ def _handlers(settings: ReviewPage):
                     + f"<form method='post'><input type='hidden' name='_xsrf' value='{self.xsrf_token.decode()}'>"
                     f"<input type='hidden' name='student' value='{html.escape(student)}'>"
                     f"<label>Note <input name='note' size='60'></label> "
-                    f"<button name='decision' value='accepted'>Accept (the verified points count)</button> "
-                    f"<button name='decision' value='rejected'>Reject (scores 0)</button></form></section>")
+                    f"<button name='decision' value='{Review.ACCEPTED}'>Accept (the verified points count)</button> "
+                    f"<button name='decision' value='{Review.REJECTED}'>Reject (scores 0)</button></form></section>")
             body = "".join(rows) or "<p>No submission needs review.</p>"
             self.finish(f"<!doctype html><html><head><meta charset='utf-8'><title>Reviews: "
                         f"{html.escape(settings.assignment)}</title></head><body><h1>Submissions that need "
@@ -139,7 +140,7 @@ def _handlers(settings: ReviewPage):
         @web.authenticated
         def post(self):
             student, decision = self.get_body_argument("student"), self.get_body_argument("decision")
-            if decision not in ("accepted", "rejected"):
+            if decision not in (Review.ACCEPTED, Review.REJECTED):
                 raise web.HTTPError(400, "decision must be accepted or rejected")
             code = review.main(settings.assignment, student, decision, self.get_body_argument("note", ""),
                                out=Path(settings.out), work=Path(settings.course).parent)

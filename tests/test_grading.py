@@ -23,7 +23,8 @@ from coursekit import notebooks as nbs
 from coursekit.config import load_course
 from coursekit.grading.batch import grade_batch
 from coursekit.grading.cpus import cpu_budget
-from coursekit.grading.report import STATUSES, print_summary
+from coursekit.grading.report import print_summary
+from coursekit.grading.results import STATUSES
 from coursekit.grading.sandbox import capabilities
 from tests.submissions import (cheating, hostile, pneumonia_training, resnet_blocks, resnet_from_scratch,
                                unet_segmentation)
@@ -184,7 +185,7 @@ def test_training_part_is_graded_whole(aid, stop_after, tmp_path_factory, reques
     for bar in bars:
         result = report.results[bar.name]
         assert result.status == "graded" and not result.review, (bar.name, result.status, result.reason)
-        assert all(result.checks[gid]["ran"] for gid in later), (bar.name, result.checks)
+        assert all(result.checks[gid].ran for gid in later), (bar.name, result.checks)
 
 
 @pytest.mark.parametrize("aid", list(CASES))
@@ -285,5 +286,5 @@ def test_feedback_never_shows_hidden_tests(aid, tmp_path_factory):
         leaked = [line for line in hidden if line in text]
         assert not leaked, f"{path.name} shows hidden test lines: {leaked[:3]}"
     for name, result in report.results.items():
-        messages = " ".join(c.get("message", "") for c in result.checks.values())
+        messages = " ".join(c.message for c in result.checks.values())
         assert not [line for line in hidden if line in messages], f"{name}: a verification message quotes a hidden test"

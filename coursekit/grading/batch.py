@@ -32,7 +32,7 @@ from ..config import load_course
 from . import gradebook, intake, report, submission
 from .cpus import cpu_budget
 from .kernel_course import kernel_course
-from .report import GradeReport, StudentResult
+from .results import GradeReport, Status, StudentResult
 from .submission import BatchSetup
 
 
@@ -128,7 +128,7 @@ def run_workers(setup: BatchSetup, found: dict[str, Path], jobs: int):
                 try:
                     yield student, future.result()
                 except Exception as err:                   # a worker died: the grader's fault
-                    yield student, StudentResult(student, "grader error", reason=f"grader error: {err}")
+                    yield student, StudentResult(student, Status.GRADER_ERROR, reason=f"grader error: {err}")
 
 
 def _collect(course: Path, aid: str, student: str, result: StudentResult) -> StudentResult:
@@ -139,5 +139,5 @@ def _collect(course: Path, aid: str, student: str, result: StudentResult) -> Stu
             result.reason = "; ".join([*filter(None, [result.reason]), *flags])
     else:
         gradebook.forget(course, aid, student)
-    gradebook.set_pending(course, student, result.review if result.status == "needs review" else None)
+    gradebook.set_pending(course, student, result.review if result.status == Status.NEEDS_REVIEW else None)
     return result

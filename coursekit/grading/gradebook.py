@@ -25,12 +25,12 @@ from traitlets import Unicode
 from .. import REPO, nbgrader_run
 from .. import notebooks as nbs
 from ..config import load_course
+from .results import Review, Status, shown_score
 
 # nbgrader's own submission bookkeeping warns about SQLAlchemy sessions on every re-grade
 warnings.filterwarnings("ignore", category=SAWarning)
 
 REVIEWS = "reviews.json"
-DECISIONS = ("pending", "accepted", "rejected")
 
 
 def db(course: Path) -> str:
@@ -195,7 +195,7 @@ def set_pending(course: Path, student: str, reasons: list[str] | None) -> None:
     """A new grading of `student`: pending review with `reasons`, or no review at all."""
     reviews = load_reviews(course)
     if reasons:
-        reviews[student] = {"decision": "pending", "reasons": reasons}
+        reviews[student] = {"decision": Review.PENDING, "reasons": reasons}
     else:
         reviews.pop(student, None)
     save_reviews(course, reviews)
@@ -203,8 +203,8 @@ def set_pending(course: Path, student: str, reasons: list[str] | None) -> None:
 
 def decide(course: Path, student: str, decision: str, note: str = "") -> dict:
     """An instructor's decision on a submission that needs review."""
-    if decision not in ("accepted", "rejected"):
-        raise ValueError("decision must be 'accepted' or 'rejected'")
+    if decision not in (Review.ACCEPTED, Review.REJECTED):
+        raise ValueError(f"decision must be '{Review.ACCEPTED}' or '{Review.REJECTED}'")
     reviews = load_reviews(course)
     if student not in reviews:
         raise KeyError(f"{student} has no submission that needs review")
@@ -240,14 +240,10 @@ class ReviewAwareCsvExport(ExportPlugin):
                     row.update(timestamp="", raw_score=0.0, late_submission_penalty=0.0, score=0.0)
                 else:
                     penalty = submission.late_submission_penalty or 0.0
-                    row.update(timestamp=submission.timestamp, raw_score=submission.score,
-                               late_submission_penalty=penalty, score=max(0.0, submission.score - penalty))
-                    decision = reviews.get(student.id, {}).get("decision")
-                    row["review"] = decision or ""
-                    if decision == "pending":
-                        row.update(raw_score="", score="")
-                    elif decision == "rejected":
-                        row.update(raw_score=0.0, score=0.0)
+                    decision = reviews.get(student.id, {}).get("decision") or ""
+                    row.update(timestamp=submission.timestamp, raw_score=shown_score(decision, submission.score),
+                               late_submission_penalty=penalty,
+                               score=shown_score(decision, max(0.0, submission.score - penalty)), review=decision)
                 rows.append(",".join("" if row[k] is None else str(row[k]) for k in keys))
         Path(self.to or "grades.csv").write_text("\n".join(rows) + "\n")
 
@@ -298,7 +294,7 @@ def export(course: Path, aid: str, out: Path) -> None:
     statuses = {}
     if (out / "status.csv").exists():
         with (out / "status.csv").open() as f:
-            statuses = {r["student"]: r["status"] for r in csv.DictReader(f) if r["status"] != "skipped"}
+            statuses = {r["student"]: r["status"] for r in csv.DictReader(f) if r["status"] != Status.SKIPPED}
     export_cell_scores(course, aid, out / "cell_scores.csv", statuses)
 
 

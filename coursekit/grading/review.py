@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import REPO, nbgrader_run
 from . import gradebook, report
+from .results import Review, Status
 
 
 def main(assignment_id: str, student: str | None, decision: str | None, note: str = "",
@@ -31,7 +32,7 @@ def main(assignment_id: str, student: str | None, decision: str | None, note: st
             print(f"{name} [{review['decision']}]" + (f" note: {review['note']}" if review.get("note") else ""))
             for reason in review["reasons"]:
                 print(f"   - {reason}")
-        if any(r["decision"] == "pending" for r in pending.values()):
+        if any(r["decision"] == Review.PENDING for r in pending.values()):
             print(f"decide with: coursekit review {assignment_id} STUDENT --accept|--reject [--note TEXT] "
                   f"(make review ASSIGNMENT={assignment_id} STUDENT=... DECISION=accept|reject)")
         return 0
@@ -52,7 +53,7 @@ def refresh(course: Path, aid: str, student: str, out: Path, decision: str) -> N
     if status.exists():
         rows = list(csv.reader(status.open()))
         for row in rows[1:]:
-            if row[0] == student and row[1] == "needs review":
+            if row[0] == student and row[1] == Status.NEEDS_REVIEW:
                 row[1] = f"review {decision}"
         with status.open("w", newline="") as f:
             csv.writer(f).writerows(rows)

@@ -34,7 +34,7 @@ from .. import REPO
 from .. import notebooks as nbs
 from ..config import Assignment, load_course
 from . import codescan, cpus, execute, gradebook, intake, plan, repair, sandbox, verify, zygote
-from .report import StudentResult
+from .results import CheckResult, Status, StudentResult
 
 # Besides what the course's cells import: the kernel, the runner, and what torch imports lazily on
 # first use (an optimizer's first step imports torch._dynamo), so no sandbox pays for it again.
@@ -190,7 +190,7 @@ def grade_alone(assignment_id: str, submissions: Path, work: Path, source: Path,
     (student, notebook), = found.items()
     nb, why = intake.precheck(notebook, a.max_upload_mb * 2**20)
     if nb is None:              # malformed: nothing will run, so no zygote (seconds of imports) starts
-        result = StudentResult(student, "malformed", reason=why)
+        result = StudentResult(student, Status.MALFORMED, reason=why)
     else:
         setup = batch_setup(a, template, work, source, nbs.read(source), hide=(*hide, str(REPO)))
         with serving(setup, threads=max(1, cpus.cpu_budget())) as (setup, scratch), \
@@ -221,11 +221,11 @@ def pool_task(student: str, notebook: str) -> StudentResult:
 
 # ---------------------------------------------------------------- one submission
 def guarded(ctx: WorkerContext, student: str, notebook: str) -> StudentResult:
-    """`grade_one`, a failure of the grader itself reported as status "grader error"."""
+    """`grade_one`, a failure of the grader itself reported as `Status.GRADER_ERROR`."""
     try:
         return grade_one(ctx, student, notebook)
     except Exception as err:                               # a fault of the grader, not the student
-        return StudentResult(student, "grader error",
+        return StudentResult(student, Status.GRADER_ERROR,
                              reason=f"grader error: {type(err).__name__}: {err}"[:300] + " | " +
                              traceback.format_exc(limit=2)[-300:])
 
@@ -250,10 +250,10 @@ def grade_one(ctx: WorkerContext, student: str, notebook: str) -> StudentResult:
     start = time.monotonic()
     nb, why = intake.precheck(Path(notebook), a.max_upload_mb * 2**20)
     if nb is None:
-        return StudentResult(student, "malformed", reason=why)
+        return StudentResult(student, Status.MALFORMED, reason=why)
     notes = repair.repair(nb, release)
     if not repair.is_of_assignment(nb, source):
-        return StudentResult(student, "malformed",
+        return StudentResult(student, Status.MALFORMED,
                              reason="not a notebook of this assignment (none of its answer cells)")
     flags = static_review(nb, source, ctx.libraries)
     plan.insert_export_cells(nb, source)
@@ -263,8 +263,8 @@ def grade_one(ctx: WorkerContext, student: str, notebook: str) -> StudentResult:
     kernel_dir.mkdir()
     kernel = execute.run_kernel(work, a.id, student, sandbox_config(ctx, kernel_dir, (str(ctx.folder / "run"),)),
                                 setup.socket_path, ctx.folder, a.cell_timeout, a.notebook_timeout)
-    if kernel.status == "grader error":
-        return StudentResult(student, "grader error", reason=f"grader error: {kernel.reason}",
+    if kernel.status == Status.GRADER_ERROR:
+        return StudentResult(student, Status.GRADER_ERROR, reason=f"grader error: {kernel.reason}",
                              seconds=round(time.monotonic() - start, 1), kernel_seconds=kernel.seconds)
     verify_dir = work / "verify"
     copy_artefacts(kernel_dir / plan.ARTEFACT_FOLDER, verify_dir / plan.ARTEFACT_FOLDER)
@@ -280,11 +280,7 @@ def grade_one(ctx: WorkerContext, student: str, notebook: str) -> StudentResult:
     decision = verify.decide(kernel.status, kernel.passed, verification, flags)
     if kernel.recorded:
         gradebook.record_points(work, a.id, student, decision.cells)
-    checks = {c.id: {"passed": c.id in verification.verdicts and verification.verdicts[c.id].passed,
-                     "ran": c.id in verification.verdicts,
-                     "message": verification.verdicts[c.id].message if c.id in verification.verdicts else "",
-                     "points": c.points}
-              for c in planned if c.kind == "test"}
+    checks = {c.id: check_result(c, verification.verdicts.get(c.id)) for c in planned if c.kind == "test"}
     reasons = [r for r in [kernel.reason, *decision.reasons] if r]
     if notes:
         reasons.append(f"repaired: {'; '.join(notes)}")
@@ -293,6 +289,13 @@ def grade_one(ctx: WorkerContext, student: str, notebook: str) -> StudentResult:
         manual=kernel.manual, reason="; ".join(dict.fromkeys(reasons)), review=decision.review,
         checks=checks, seconds=round(time.monotonic() - start, 1), kernel_seconds=kernel.seconds,
         verify_seconds=verification.seconds, recorded=kernel.recorded, work=str(work))
+
+
+def check_result(cell: plan.PlannedCell, verdict: verify.TestVerdict | None) -> CheckResult:
+    """A test cell's result: its verification run verdict, or not run (None)."""
+    if verdict is None:
+        return CheckResult(passed=False, ran=False, message="", points=cell.points)
+    return CheckResult(passed=verdict.passed, ran=True, message=verdict.message, points=cell.points)
 
 
 def static_review(nb: nbformat.NotebookNode, source: nbformat.NotebookNode, libraries: frozenset[str]) -> list[str]:
