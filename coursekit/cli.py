@@ -123,12 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "export":
         from .formgrade import paths
         from .grading.gradebook import export_with_feedback
+        from .grading.report import read_statuses
         course, out = paths(args.assignment)
         out = args.out or out
         if not (course / "gradebook.db").exists():
             print(f"no graded batch of {args.assignment} yet: run `make grade ASSIGNMENT={args.assignment}` first")
             return 2
-        export_with_feedback(course, args.assignment, out)
+        export_with_feedback(course, args.assignment, out, read_statuses(out))
         print(f"wrote {out / 'grades.csv'}, {out / 'cell_scores.csv'} and {out / 'feedback'}/ (hand grades included)")
     elif args.command == "similarity":
         from .similarity import report

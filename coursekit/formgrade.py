@@ -33,6 +33,7 @@ from traitlets.config import Configurable
 
 from . import REPO
 from . import notebooks as nbs
+from .grading import layout
 
 RUBRIC_PREFIX = "coursekit-rubric-"
 REVIEW_CELL = "coursekit-review"
@@ -40,7 +41,7 @@ REVIEW_CELL = "coursekit-review"
 
 def paths(aid: str) -> tuple[Path, Path]:
     """(master course, results folder) of an assignment, as `make grade` lays them out."""
-    return REPO / "autograder" / "work" / aid / "course", REPO / "autograder" / "results" / aid
+    return layout.master_course(layout.work_folder(aid)), layout.results_folder(aid)
 
 
 class RubricForGrader(Preprocessor):
@@ -55,7 +56,7 @@ class RubricForGrader(Preprocessor):
             return nb, resources
         course = Path(self.course)
         aid, nb_id = resources["assignment_id"], resources["notebook_id"]
-        source = course / "source" / aid / f"{nb_id}.ipynb"
+        source = layout.folder(course, "source", aid) / f"{nb_id}.ipynb"
         solutions = {}
         if source.exists():
             solutions = {nbs.grade_id(c): c.source for c in nbformat.read(source, as_version=4).cells

@@ -744,8 +744,10 @@ def run(assignment_id: str, cells: list[str] | None = None, limit: int | None = 
         print(f"{assignment_id}/{gid}: {len(chosen)} mutants, equivalence checked in {row.seconds:.0f} s", flush=True)
         by_stop.setdefault(stop_of(source, gid, contract), []).append(gid)
 
-    work = work or REPO / "autograder" / "work" / "mutants" / assignment_id
-    out = out or REPO / "autograder" / "results" / "mutants"
+    from .grading import layout
+
+    work = work or layout.WORK / "mutants" / assignment_id
+    out = out or layout.RESULTS / "mutants"
     for stop, gids in by_stop.items():
         started = time.monotonic()
         src_prefix, rel_prefix = nbs.prefix(source, stop), nbs.prefix(release, stop)

@@ -29,7 +29,7 @@ from pathlib import Path
 from .. import REPO, nbgrader_run
 from .. import notebooks as nbs
 from ..config import load_course
-from . import gradebook, intake, report, submission
+from . import gradebook, intake, layout, report, submission
 from .cpus import cpu_budget
 from .kernel_course import kernel_course
 from .results import GradeReport, Status, StudentResult
@@ -53,15 +53,15 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
         clock[0] = now
 
     a = dataclasses.replace(load_course().assignments[assignment_id], **(limits or {}))
-    out = out or REPO / "autograder" / "results" / assignment_id
-    work = work or REPO / "autograder" / "work" / assignment_id
+    out = out or layout.results_folder(assignment_id)
+    work = work or layout.work_folder(assignment_id)
     jobs = max(1, jobs or cpu_budget())
     source_path = source or a.notebook("source")
     source_nb = nbs.read(source_path)
     template = work / "template"
     shutil.rmtree(template, ignore_errors=True)
     kernel_course(template, a.id, source_nb)
-    course = work / "course"
+    course = layout.master_course(work)
     if (course / "gradebook.db").exists():      # the master gradebook: refreshed, its grades kept
         kernel_course(course, a.id, source_nb)
     else:
@@ -86,23 +86,21 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
         r.max_score = sum(cell_max.values())
         if r.recorded:
             gradebook.save_record(course, r.student, report.record(r))
-            report.annotate(course / "autograded" / r.student / a.id / f"{a.id}.ipynb", report.record(r))
+            report.annotate(layout.notebook(course, "autograded", a.id, r.student), report.record(r))
     if any(r.recorded for r in results.values()):
         nbgrader_run.feedback(course, a.id)
     lap("feedback")
     if out.exists():
         shutil.rmtree(out)
     (out / "feedback").mkdir(parents=True)
-    for student in results:
-        html = course / "feedback" / student / a.id / f"{a.id}.html"
-        if html.exists():
-            shutil.copy(html, out / "feedback" / f"{student}.html")
+    layout.copy_feedback(course, a.id, out, results)
     isolation = report.describe_isolation(setup.capabilities, a.cell_timeout, a.notebook_timeout, a.memory_gb)
     lap("export")
     graded = GradeReport(a.id, out, dict(sorted(results.items())), cell_max, skipped,
                          isolation, jobs, round(time.monotonic() - started, 1), phases)
     report.write_tables(graded)
-    gradebook.export(course, a.id, out)          # grades.csv, cell_scores.csv: hand grades included
+    statuses = {student: r.status for student, r in graded.results.items()}
+    gradebook.export(course, a.id, out, statuses)   # grades.csv, cell_scores.csv: hand grades included
     return graded
 
 

@@ -21,7 +21,7 @@ import nbformat
 
 from .. import nbgrader_run
 from .. import notebooks as nbs
-from . import sandbox, zygote
+from . import layout, sandbox, zygote
 from .results import Status
 
 KERNEL_DIED = "the kernel died (crash, exit or memory cap)"
@@ -41,7 +41,7 @@ def working_copy(template: Path, work: Path, aid: str, student: str, nb) -> Path
     """A copy of the kernel's course for one submission, the notebook in `submitted/`."""
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(template, work, ignore=shutil.ignore_patterns("release", ".nbgrader.log"))
-    target = work / "submitted" / student / aid / f"{aid}.ipynb"
+    target = layout.notebook(work, "submitted", aid, student)
     target.parent.mkdir(parents=True)
     nbformat.write(nb, target)
     for item in work.iterdir():       # the grader's: a sandbox without a mount namespace passes through
@@ -119,7 +119,7 @@ def read_result(work: Path, aid: str, student: str, log: str, timed_out: bool,
 
     if timed_out:
         return KernelRun(Status.TIMED_OUT, f"the notebook ran past its {notebook_timeout:g} s limit")
-    executed = work / "autograded" / student / aid / f"{aid}.ipynb"
+    executed = layout.notebook(work, "autograded", aid, student)
     with Gradebook(f"sqlite:///{work / 'gradebook.db'}") as gb:
         try:
             submission = gb.find_submission(aid, student)

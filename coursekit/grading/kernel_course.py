@@ -13,7 +13,7 @@ import nbformat
 
 from .. import REPO, nbgrader_run
 from .. import notebooks as nbs
-from . import gradebook, plan
+from . import gradebook, layout, plan
 
 CACHE = REPO / ".build" / "kernel-courses"
 
@@ -45,8 +45,9 @@ def generate(folder: Path, aid: str, notebook: str, config: str) -> None:
     """nbgrader's generate_assignment of `notebook` (text) in the course folder `folder`."""
     from nbgrader.converters import GenerateAssignment
 
-    (folder / "source" / aid).mkdir(parents=True, exist_ok=True)
-    (folder / "source" / aid / f"{aid}.ipynb").write_text(notebook)
+    source = layout.notebook(folder, "source", aid)
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(notebook)
     (folder / "nbgrader_config.py").write_text(config)
     gradebook.seed(folder)
     settings = nbgrader_run.course_config(folder, **{"BaseConverter.force": True,

@@ -29,6 +29,14 @@ def write_tables(report: GradeReport) -> None:
             writer.writerow([name, Status.SKIPPED, "", "", "", why])
 
 
+def read_statuses(out: Path) -> dict[str, str]:
+    """{student: status} of the graded students in `out`/status.csv ({} where there is none)."""
+    if not (out / "status.csv").exists():
+        return {}
+    with (out / "status.csv").open() as f:
+        return {r["student"]: r["status"] for r in csv.DictReader(f) if r["status"] != Status.SKIPPED}
+
+
 def full_reason(r: StudentResult) -> str:
     parts = [r.reason] if r.reason else []
     if r.review:

@@ -33,7 +33,7 @@ import nbformat
 from .. import REPO
 from .. import notebooks as nbs
 from ..config import Assignment, load_course
-from . import codescan, cpus, execute, gradebook, intake, plan, repair, sandbox, verify, zygote
+from . import codescan, cpus, execute, gradebook, intake, layout, plan, repair, sandbox, verify, zygote
 from .results import CheckResult, Status, StudentResult
 
 # Besides what the course's cells import: the kernel, the runner, and what torch imports lazily on
@@ -85,7 +85,7 @@ def worker_context(setup: BatchSetup, slot: int, scratch: Path) -> WorkerContext
     solution, hidden = nbs.secret_lines(source)
     instructor_code = [c.source for c in source.cells if c.cell_type == "code" and not nbs.is_solution(c)]
     return WorkerContext(setup, slot, folder, group, source,
-                         release=nbs.read(Path(setup.template) / "release" / a.id / f"{a.id}.ipynb"),
+                         release=nbs.read(layout.notebook(Path(setup.template), "release", a.id)),
                          secrets=frozenset(solution | hidden),
                          libraries=frozenset(codescan.library_names(instructor_code)))
 
