@@ -202,8 +202,8 @@ def set_pending(course: Path, student: str, reasons: list[str] | None) -> None:
     save_reviews(course, reviews)
 
 
-def decide(course: Path, student: str, decision: str, note: str = "") -> dict:
-    """An instructor's decision on a submission that needs review."""
+def record_decision(course: Path, student: str, decision: str, note: str = "") -> dict:
+    """Record an instructor's decision on a submission that needs review (reviews.json)."""
     if decision not in (Review.ACCEPTED, Review.REJECTED):
         raise ValueError(f"decision must be '{Review.ACCEPTED}' or '{Review.REJECTED}'")
     reviews = load_reviews(course)

@@ -36,7 +36,7 @@ def main(assignment_id: str, student: str | None, decision: str | None, note: st
                   f"(make review ASSIGNMENT={assignment_id} STUDENT=... DECISION=accept|reject)")
         return 0
     try:
-        gradebook.decide(course, student, decision, note)
+        gradebook.record_decision(course, student, decision, note)
     except KeyError as err:
         print(err.args[0])
         return 2

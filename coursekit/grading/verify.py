@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from .plan import PlannedCell
+from .plan import ARTEFACT_FOLDER, PlannedCell
 from .results import Status
 from .sandbox import SandboxConfig
 
-MESSAGE_CAP = 300
+STUDENT_MESSAGE_CAP = 300    # a verdict message as a student sees it (the runner sends at most runner.MESSAGE_CAP)
 INTERRUPT_GRACE = 5.0       # seconds a cell has to stop after its interrupt before the run is killed
 
 
@@ -68,19 +68,19 @@ class Limits:
 
 def scrub(text: str, secrets_: set[str]) -> str:
     """A message fit for a student: no line of a hidden test or solution in it, at most
-    MESSAGE_CAP characters."""
+    STUDENT_MESSAGE_CAP characters."""
     for line in sorted(secrets_, key=len, reverse=True):
         if line in text:
             text = text.replace(line, "[hidden]")
     text = " ".join(text.split())
-    return text if len(text) <= MESSAGE_CAP else text[: MESSAGE_CAP - 1] + "…"
+    return text if len(text) <= STUDENT_MESSAGE_CAP else text[: STUDENT_MESSAGE_CAP - 1] + "…"
 
 
 def verify(zygote, config: SandboxConfig, env: dict, planned: list[PlannedCell], preload: list[str],
            limits: Limits, secret_text: set[str]) -> Verification:
     """Run the plan in a sandbox from `zygote`; its folder `config.workdir` holds the artefacts."""
     key = secrets.token_bytes(32)
-    job = {"key": key.hex(), "result_fd": 3, "preload": preload, "artefact_dir": "coursekit_artefacts",
+    job = {"key": key.hex(), "result_fd": 3, "preload": preload, "artefact_dir": ARTEFACT_FOLDER,
            "cells": [c.to_json() for c in planned]}
     job_read, job_write = os.pipe()
     result_read, result_write = os.pipe()
@@ -221,7 +221,7 @@ class Decision:
 
 
 def decide(kernel_status: Status, kernel_passed: dict[str, bool], verification: Verification,
-           flags: list[str], restored: bool = True) -> Decision:
+           flags: list[str]) -> Decision:
     """Points from the verification run; needs review where the kernel and the verification run
     disagree on a check both ran, where the verification run was tampered with or refused
     something, or where the static review found code that reaches into the interpreter."""
