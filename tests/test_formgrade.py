@@ -32,7 +32,6 @@ from coursekit.formgrade import free_port, server_command, submission_links
 from coursekit.grading import gradebook, review
 from coursekit.grading.report import read_statuses
 from coursekit.grading.batch import grade_batch
-from tests.test_grading import prefix
 
 pytestmark = pytest.mark.slow          # conftest keeps the module on one xdist worker
 AID, CELL = "resnet_from_scratch", "fixed_block_bugs"
@@ -54,8 +53,8 @@ def rows(path, key):
 def graded(tmp_path_factory):
     """alice and bob graded into a master course (the source up to fixed_block_bugs)."""
     a = load_course().assignments[AID]
-    source = prefix(nbs.read(a.notebook("source")), CELL)
-    release = prefix(nbs.read(a.notebook("release")), CELL)
+    source = nbs.prefix(nbs.read(a.notebook("source")), CELL)
+    release = nbs.prefix(nbs.read(a.notebook("release")), CELL)
     reference = {**nbs.reference_answers(source), CELL: ANSWER}
     tmp = tmp_path_factory.mktemp("formgrade")
     folder = tmp / "submissions"
