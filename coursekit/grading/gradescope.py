@@ -213,13 +213,13 @@ INSTRUCTOR_TEST = "Instructor: verified score and grading details"
 FOR_INSTRUCTORS = (Status.NEEDS_REVIEW, Status.CRASHED, Status.TIMED_OUT, Status.GRADER_ERROR)
 WHAT_TO_DO = {
     Status.NEEDS_REVIEW: "Gradescope scores it 0 until you decide: read the notebook (and the findings below); "
-                    "to accept it, give it the verified score by hand (manual grading: a point adjustment).",
+                         "to accept it, give it the verified score by hand (manual grading: a point adjustment).",
     Status.CRASHED: "Gradescope gives it the checks that finished. The kernel died (the memory cap, a "
-               "segfault, an exit): read the notebook before you change the score by hand.",
+                    "segfault, an exit): read the notebook before you change the score by hand.",
     Status.TIMED_OUT: "Gradescope gives it the checks that finished. A cell or the notebook ran past its time "
-                 "limit: read the notebook before you change the score by hand.",
+                      "limit: read the notebook before you change the score by hand.",
     Status.GRADER_ERROR: "The grader failed, not the student: re-run the autograder on this submission, or "
-                    "grade the notebook with `coursekit grade`, and set the score by hand.",
+                         "grade the notebook with `coursekit grade`, and set the score by hand.",
 }
 
 
