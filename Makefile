@@ -136,10 +136,10 @@ bench: venv ## run reference notebooks, print measured figures (time, device, me
 	$(BIN)/coursekit bench $(ASSIGNMENT)
 
 bench-gradescope: venv ## each Gradescope autograder on its reference: time and memory per container  [~5 min]
-	$(BIN)/python -m tests.bench_gradescope $(ASSIGNMENT)
+	$(BIN)/python -m benchmarks.gradescope $(ASSIGNMENT)
 
 bench-grading: venv ## grading throughput: 40 reference copies + hostile corpus, JOBS=1 vs 2  [~16 min]
-	$(BIN)/python -m tests.bench_grading 1 2
+	$(BIN)/python -m benchmarks.grading 1 2
 
 publish-data: venv ## print the lung file's sha256 and the exact step that publishes it for Colab (course.toml [data.*])
 	$(BIN)/coursekit publish-data

@@ -113,21 +113,23 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "grade":
         from .grading.batch import grade_batch
         from .grading.report import print_summary
+        from .grading.results import Status
         report = grade_batch(args.assignment, args.submissions, out=args.out, jobs=args.jobs)
         print_summary(report)
-        return 3 if any(r.status == "grader error" for r in report.results.values()) else 0
+        return 3 if any(r.status == Status.GRADER_ERROR for r in report.results.values()) else 0
     elif args.command == "formgrade":
         from .formgrade import launch
         return launch(args.assignment, args.port)
     elif args.command == "export":
         from .formgrade import paths
         from .grading.gradebook import export_with_feedback
+        from .grading.report import read_statuses
         course, out = paths(args.assignment)
         out = args.out or out
         if not (course / "gradebook.db").exists():
             print(f"no graded batch of {args.assignment} yet: run `make grade ASSIGNMENT={args.assignment}` first")
             return 2
-        export_with_feedback(course, args.assignment, out)
+        export_with_feedback(course, args.assignment, out, read_statuses(out))
         print(f"wrote {out / 'grades.csv'}, {out / 'cell_scores.csv'} and {out / 'feedback'}/ (hand grades included)")
     elif args.command == "similarity":
         from .similarity import report
@@ -141,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}: upload it under "
               f"Configure Autograder > Zip file upload (see README, Grading on Gradescope)")
     elif args.command == "review":
+        from .grading.results import Review
         from .grading.review import main as review
-        return review(args.assignment, args.student, "accepted" if args.accept else
-                      "rejected" if args.reject else None, args.note, args.out)
+        return review(args.assignment, args.student, Review.ACCEPTED if args.accept else
+                      Review.REJECTED if args.reject else None, args.note, args.out)
     return 0
 
 

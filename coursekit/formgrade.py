@@ -33,6 +33,7 @@ from traitlets.config import Configurable
 
 from . import REPO
 from . import notebooks as nbs
+from .grading import layout
 
 RUBRIC_PREFIX = "coursekit-rubric-"
 REVIEW_CELL = "coursekit-review"
@@ -40,7 +41,7 @@ REVIEW_CELL = "coursekit-review"
 
 def paths(aid: str) -> tuple[Path, Path]:
     """(master course, results folder) of an assignment, as `make grade` lays them out."""
-    return REPO / "autograder" / "work" / aid / "course", REPO / "autograder" / "results" / aid
+    return layout.master_course(layout.work_folder(aid)), layout.results_folder(aid)
 
 
 class RubricForGrader(Preprocessor):
@@ -55,7 +56,7 @@ class RubricForGrader(Preprocessor):
             return nb, resources
         course = Path(self.course)
         aid, nb_id = resources["assignment_id"], resources["notebook_id"]
-        source = course / "source" / aid / f"{nb_id}.ipynb"
+        source = layout.folder(course, "source", aid) / f"{nb_id}.ipynb"
         solutions = {}
         if source.exists():
             solutions = {nbs.grade_id(c): c.source for c in nbformat.read(source, as_version=4).cells
@@ -106,6 +107,7 @@ def _handlers(settings: ReviewPage):
     from tornado import web
 
     from .grading import gradebook, review
+    from .grading.results import Review
 
     class Handler(JupyterHandler):
         @web.authenticated
@@ -126,8 +128,8 @@ def _handlers(settings: ReviewPage):
                     + f"<form method='post'><input type='hidden' name='_xsrf' value='{self.xsrf_token.decode()}'>"
                     f"<input type='hidden' name='student' value='{html.escape(student)}'>"
                     f"<label>Note <input name='note' size='60'></label> "
-                    f"<button name='decision' value='accepted'>Accept (the verified points count)</button> "
-                    f"<button name='decision' value='rejected'>Reject (scores 0)</button></form></section>")
+                    f"<button name='decision' value='{Review.ACCEPTED}'>Accept (the verified points count)</button> "
+                    f"<button name='decision' value='{Review.REJECTED}'>Reject (scores 0)</button></form></section>")
             body = "".join(rows) or "<p>No submission needs review.</p>"
             self.finish(f"<!doctype html><html><head><meta charset='utf-8'><title>Reviews: "
                         f"{html.escape(settings.assignment)}</title></head><body><h1>Submissions that need "
@@ -139,7 +141,7 @@ def _handlers(settings: ReviewPage):
         @web.authenticated
         def post(self):
             student, decision = self.get_body_argument("student"), self.get_body_argument("decision")
-            if decision not in ("accepted", "rejected"):
+            if decision not in (Review.ACCEPTED, Review.REJECTED):
                 raise web.HTTPError(400, "decision must be accepted or rejected")
             code = review.main(settings.assignment, student, decision, self.get_body_argument("note", ""),
                                out=Path(settings.out), work=Path(settings.course).parent)

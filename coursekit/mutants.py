@@ -744,8 +744,10 @@ def run(assignment_id: str, cells: list[str] | None = None, limit: int | None = 
         print(f"{assignment_id}/{gid}: {len(chosen)} mutants, equivalence checked in {row.seconds:.0f} s", flush=True)
         by_stop.setdefault(stop_of(source, gid, contract), []).append(gid)
 
-    work = work or REPO / "autograder" / "work" / "mutants" / assignment_id
-    out = out or REPO / "autograder" / "results" / "mutants"
+    from .grading import layout
+
+    work = work or layout.WORK / "mutants" / assignment_id
+    out = out or layout.RESULTS / "mutants"
     for stop, gids in by_stop.items():
         started = time.monotonic()
         src_prefix, rel_prefix = nbs.prefix(source, stop), nbs.prefix(release, stop)
@@ -811,7 +813,7 @@ def graded_store(work: Path, stop: str) -> dict:
     store, scores = {}, work / f"results-{stop}" / "cell_scores.csv"
     seconds = {}
     if (work / f"results-{stop}" / "status.csv").exists():
-        from .grading.batch import cpu_budget
+        from .grading.cpus import cpu_budget
         with (work / f"results-{stop}" / "status.csv").open() as f:      # worker seconds, shared by the workers
             seconds = {r["student"]: float(r["seconds"] or 0) / cpu_budget() for r in csv.DictReader(f)}
     if scores.exists():

@@ -60,8 +60,10 @@ def report(aid: str, submissions: Path, out: Path | None = None) -> tuple[Path, 
     under `out` (default autograder/results/<id>/); returns the page and [(a, b, score)], highest first."""
     from copydetect import CopyDetector
 
+    from .grading import layout
+
     a = load_course().assignments[aid]
-    out = out or REPO / "autograder" / "results" / aid
+    out = out or layout.results_folder(aid)
     if not submissions.exists():
         raise SystemExit(f"no submissions at {submissions}: make similarity ASSIGNMENT={aid} SUBMISSIONS=<zip|dir>")
     release = nbs.read(a.notebook("release"))

@@ -10,7 +10,7 @@ from coursekit import notebooks as nbs
 from coursekit.config import load_course
 from coursekit.grading.batch import grade_batch
 from tests.submissions import resnet_blocks
-from tests.test_grading import cell_totals, prefix, table
+from tests.grading_batches import cell_totals, table
 
 pytestmark = pytest.mark.slow
 WRONG = next(case for case in resnet_blocks.CASES if case.name == "block_missing_skip")
@@ -19,8 +19,8 @@ WRONG = next(case for case in resnet_blocks.CASES if case.name == "block_missing
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     assignment = load_course().assignments["resnet_blocks"]
-    source = prefix(nbs.read(assignment.notebook("source")), WRONG.stop_after)
-    release = prefix(nbs.read(assignment.notebook("release")), WRONG.stop_after)
+    source = nbs.prefix(nbs.read(assignment.notebook("source")), WRONG.stop_after)
+    release = nbs.prefix(nbs.read(assignment.notebook("release")), WRONG.stop_after)
     reference = nbs.reference_answers(source)
     tmp = tmp_path_factory.mktemp("grade-smoke")
     (tmp / "submissions").mkdir()

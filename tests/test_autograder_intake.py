@@ -14,7 +14,8 @@ from coursekit import REPO
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
 from coursekit.grading import codescan, report
-from coursekit.grading.batch import kernel_course, static_review
+from coursekit.grading.results import GradeReport
+from coursekit.grading.kernel_course import kernel_course
 from coursekit.grading.intake import ArchiveLimits, clean_archive, collect_zip, find_submissions, precheck
 from coursekit.grading.repair import repair
 
@@ -210,7 +211,7 @@ def test_lms_zip_with_unsafe_entries_grades_the_rest_of_the_class(tmp_path):
 def test_skipped_entries_reach_status_csv(tmp_path):
     """What collect_zip skipped is listed in status.csv with status "skipped" and its reason."""
     skipped = clean_archive(lms_zip(tmp_path / "export.zip", list(BAD)), tmp_path / "clean.zip")
-    report.write_tables(report.GradeReport(A.id, tmp_path, {}, {}, skipped))
+    report.write_tables(GradeReport(A.id, tmp_path, {}, {}, skipped))
     with (tmp_path / "status.csv").open() as f:
         rows = {row["student"]: row for row in csv.DictReader(f)}
     assert set(rows) == {name for name, _ in BAD.values()}

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from coursekit.grading.batch import cgroup_cpu_quota, cpu_budget
+from coursekit.grading.cpus import cgroup_cpu_quota, cpu_budget
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ kernel's verdict on a visible check is whether that check raised, read from the 
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from coursekit.grading.batch import kernel_course
+from coursekit.grading.kernel_course import kernel_course
 from coursekit.grading.execute import read_result
 
 AID, STUDENT = "toy", "student"

@@ -30,8 +30,8 @@ from coursekit import notebooks as nbs
 from coursekit.config import load_course
 from coursekit.formgrade import free_port, server_command, submission_links
 from coursekit.grading import gradebook, review
+from coursekit.grading.report import read_statuses
 from coursekit.grading.batch import grade_batch
-from tests.test_grading import prefix
 
 pytestmark = pytest.mark.slow          # conftest keeps the module on one xdist worker
 AID, CELL = "resnet_from_scratch", "fixed_block_bugs"
@@ -53,8 +53,8 @@ def rows(path, key):
 def graded(tmp_path_factory):
     """alice and bob graded into a master course (the source up to fixed_block_bugs)."""
     a = load_course().assignments[AID]
-    source = prefix(nbs.read(a.notebook("source")), CELL)
-    release = prefix(nbs.read(a.notebook("release")), CELL)
+    source = nbs.prefix(nbs.read(a.notebook("source")), CELL)
+    release = nbs.prefix(nbs.read(a.notebook("release")), CELL)
     reference = {**nbs.reference_answers(source), CELL: ANSWER}
     tmp = tmp_path_factory.mktemp("formgrade")
     folder = tmp / "submissions"
@@ -206,7 +206,7 @@ def test_hand_grade_in_formgrader_reaches_the_export(graded, server, browser):
     time.sleep(0.5)
     browser.save_screenshot(str(ARTEFACTS / "02-formgrader-fixed_block_bugs-graded.png"))
 
-    gradebook.export_with_feedback(course, AID, graded["out"])          # what `make export` runs
+    gradebook.export_with_feedback(course, AID, graded["out"], read_statuses(graded["out"]))  # `make export`
     grade_row = rows(graded["out"] / "grades.csv", "student_id")["alice"]
     assert float(grade_row["score"]) == graded["auto"] + 3, grade_row
     assert rows(graded["out"] / "cell_scores.csv", "student")["alice"][CELL] == "3.0"
@@ -297,7 +297,7 @@ def test_hand_grades_survive_regrading_and_a_changed_answer_is_flagged(graded):
             gb.find_grade(CELL, AID, AID, student).needs_manual_grade = False
             gb.find_comment(CELL, AID, AID, student).manual_comment = f"{student}: {points:g}"
         gb.db.commit()
-    gradebook.export(course, AID, out)
+    gradebook.export(course, AID, out, read_statuses(out))
     assert rows(out / "cell_scores.csv", "student")["alice"][CELL] == "2.0"
 
     second = graded["tmp"] / "second"

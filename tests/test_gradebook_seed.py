@@ -11,7 +11,7 @@ import pytest
 from coursekit import REPO
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
-from coursekit.grading import batch, gradebook, plan
+from coursekit.grading import gradebook, kernel_course, plan
 
 pytestmark = pytest.mark.slow
 
@@ -31,14 +31,14 @@ def test_a_seeded_gradebook_is_the_one_nbgrader_makes(tmp_path, monkeypatch):
     config = (REPO / "nbgrader_config.py").read_text()
     with monkeypatch.context() as m:                       # nbgrader alone: it runs alembic
         m.setattr(gradebook, "seed", lambda folder: None)
-        batch._generate(tmp_path / "nbgrader", "resnet_blocks", notebook, config)
+        kernel_course.generate(tmp_path / "nbgrader", "resnet_blocks", notebook, config)
     gradebook.seed(tmp_path / "warm-up")                   # the empty gradebook exists from here on
 
     def alembic_ran():
         raise AssertionError("nbgrader ran alembic for a seeded course folder")
 
     monkeypatch.setattr(nbgrader.api, "get_alembic_version", alembic_ran)
-    batch._generate(tmp_path / "seeded", "resnet_blocks", notebook, config)
+    kernel_course.generate(tmp_path / "seeded", "resnet_blocks", notebook, config)
     ours, theirs = dump(tmp_path / "seeded" / "gradebook.db"), dump(tmp_path / "nbgrader" / "gradebook.db")
     assert any("alembic_version" in line and "INSERT" in line for line in theirs)
     assert sum("INSERT INTO \"grade_cells\"" in line for line in theirs) > 5, "expected the assignment's cells"

@@ -26,7 +26,7 @@ from coursekit import notebooks as nbs
 from coursekit.config import load_course
 from coursekit.grading import gradescope
 from tests.submissions import cheating, pneumonia_training, resnet_from_scratch, unet_segmentation
-from tests.test_grading import CASES, GRADED_UP_TO, graded, prefix
+from tests.grading_batches import CASES
 
 pytestmark = pytest.mark.slow
 SCHEMA = json.loads((REPO / "tests" / "schemas" / "gradescope_results.schema.json").read_text())
@@ -50,8 +50,8 @@ def batch_of(params):
 def submissions(aid, stop_after):
     """{name: notebook bytes}: reference, untouched, the two wrong answers, two hostile cases."""
     a = load_course().assignments[aid]
-    source = prefix(nbs.read(a.notebook("source")), stop_after)
-    release = prefix(nbs.read(a.notebook("release")), stop_after)
+    source = nbs.prefix(nbs.read(a.notebook("source")), stop_after)
+    release = nbs.prefix(nbs.read(a.notebook("release")), stop_after)
     reference = nbs.reference_answers(source)
     first = next(gid for gid in reference if gid in {c.cell for c in CASES[aid]})
     out = {"reference": nbs.make_submission(release, reference), "untouched": release}
@@ -81,7 +81,7 @@ def run_autograder(zip_path, root, notebook_bytes, aid):
 
 
 @pytest.mark.parametrize("aid", list(PLAN))
-def test_gradescope_autograder_agrees_with_make_grade(aid, tmp_path, tmp_path_factory):
+def test_gradescope_autograder_agrees_with_make_grade(aid, tmp_path, grading_batches):
     stop_after, wrong = PLAN[aid]
     source, raw = submissions(aid, stop_after)
     source_path = tmp_path / f"{aid}.ipynb"
@@ -91,7 +91,7 @@ def test_gradescope_autograder_agrees_with_make_grade(aid, tmp_path, tmp_path_fa
         names = set(z.namelist())
     assert {"setup.sh", "run_autograder", "requirements.txt", "data.sha256"} <= names
     assert {n for n in names if n.startswith("data/")} == {f"data/{f}" for f in load_course().assignments[aid].data}
-    suite = graded(aid, tmp_path_factory, stop_after)["report"].results
+    suite = grading_batches(aid, stop_after)["report"].results
     _, hidden = nbs.secret_lines(source)
     rows = []
     for name, data in raw.items():

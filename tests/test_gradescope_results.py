@@ -5,6 +5,7 @@ instructor must decide on (needs review, crashed, timed out, grader error) also 
 which instructors always see on Gradescope and students never do, with the verified score, every
 reason and finding and each graded cell's verified result. No hidden-test line anywhere."""
 
+import dataclasses
 import json
 
 import jsonschema
@@ -14,7 +15,7 @@ from coursekit import REPO
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
 from coursekit.grading import gradescope
-from coursekit.grading.report import StudentResult
+from coursekit.grading.results import CheckResult, StudentResult
 
 AID = "resnet_blocks"
 A = load_course().assignments[AID]
@@ -29,8 +30,8 @@ HIDDEN = sorted(nbs.secret_lines(SOURCE)[1])
 def result(status, reason="", review=()):
     """Every check ran and the first two failed (one with a message); verified score: the rest."""
     first, second, *rest = CELLS
-    checks = {gid: {"passed": gid in rest, "ran": True, "message": "", "points": CELLS[gid]} for gid in CELLS}
-    checks[first]["message"] = "AssertionError: expected 4 channels"
+    checks = {gid: CheckResult(passed=gid in rest, ran=True, message="", points=CELLS[gid]) for gid in CELLS}
+    checks[first] = dataclasses.replace(checks[first], message="AssertionError: expected 4 channels")
     return StudentResult("submission", status, score=sum(CELLS[g] for g in rest),
                          max_score=sum(CELLS.values()),
                          cells={g: (CELLS[g] if g in rest else 0.0) for g in CELLS},
@@ -90,7 +91,8 @@ def test_instructors_see_the_verified_score_and_every_detail(status):
 def test_the_instructor_test_never_quotes_a_hidden_test_line():
     """Messages come scrubbed from the verification run; the instructor test scrubs again."""
     r = result("needs review", review=[f"verification: refused a read of {HIDDEN[0]}"])
-    r.checks[next(iter(CELLS))]["message"] = f"AssertionError ({HIDDEN[1]})"
+    first = next(iter(CELLS))
+    r.checks[first] = dataclasses.replace(r.checks[first], message=f"AssertionError ({HIDDEN[1]})")
     test = gradescope.instructor_test(r, SOURCE, gradescope.results_json(r, SOURCE_DIR, SETTINGS, {})["tests"][1:])
     assert "refused a read of [hidden test line]" in test["output"]
     assert "AssertionError ([hidden test line])" in test["output"]

@@ -9,54 +9,18 @@ copy; every attack of the cheating corpus (tests/submissions/cheating.py) is mar
 earns no more than the honest code under it. No feedback file shows a hidden-test line.
 """
 
-import hashlib
 import html
-import io
 import re
 import subprocess
-from contextlib import redirect_stdout
+from collections import Counter
 
 import pytest
 
-from coursekit import REPO
 from coursekit import notebooks as nbs
-from coursekit.config import load_course
-from coursekit.grading.batch import cpu_budget, grade_batch
-from coursekit.grading.report import STATUSES, print_summary
-from coursekit.grading.sandbox import capabilities
-from tests.submissions import (cheating, hostile, pneumonia_training, resnet_blocks, resnet_from_scratch,
-                               unet_segmentation)
+from tests.grading_batches import CASES, GRADED_UP_TO, HOSTILE, cell_totals, graded_after, report_table, table
+from tests.submissions import cheating, hostile
 
 pytestmark = pytest.mark.slow
-CASES = {"resnet_blocks": resnet_blocks.CASES, "pneumonia_training": pneumonia_training.CASES,
-         "unet_segmentation": unet_segmentation.CASES, "resnet_from_scratch": resnet_from_scratch.CASES}
-HOSTILE = {"resnet_blocks": hostile.available(capabilities())}
-# Assignments whose reference and untouched release are graded up to a cell before a long training
-# part, in one batch with the fixtures stopping there. resnet_from_scratch: no graded cell follows.
-# pneumonia_training: one (the trained ResNet18's test performance) follows ResNet18's 8 epochs, which
-# nbval runs on the source, hidden tests included; the grader's handling of that part (the training
-# cells' artefacts, the verification run's check of the trained model) is graded whole on the honest
-# submissions of the full-notebook batch (`test_training_part_is_graded_whole`). One training run of
-# the reference instead of two: on a slow 2-core machine this one alone ran past the 600 s cell limit.
-GRADED_UP_TO = {"resnet_from_scratch": resnet_from_scratch.LAST_CHECK,
-                "pneumonia_training": pneumonia_training.AFTER_CAM}
-_reports = {}
-prefix = nbs.prefix      # the graded prefix of a notebook (the other grading tests import it from here)
-# Sandbox workers per batch: this pytest worker's share of the cores (conftest sets $COURSEKIT_CPUS under
-# pytest-xdist), as `make grade` counts them.
-JOBS = cpu_budget()
-
-
-def repo_fingerprint():
-    """Hash of every file git tracks plus the list of untracked ones: nothing may change it."""
-    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True).stdout.split(b"\0")
-    digest = hashlib.sha256()
-    for name in filter(None, tracked):
-        path = REPO / name.decode()
-        digest.update(name + (path.read_bytes() if path.is_file() else b"<missing>"))
-    untracked = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO,
-                               capture_output=True, text=True).stdout
-    return digest.hexdigest(), untracked
 
 
 def batch_of(params):
@@ -68,100 +32,9 @@ def batch_of(params):
     return f"grading:{aid}:{stop_after}"
 
 
-def report_table(node, run):
-    """Attach the batch's table to one test report (printed at the end of the run)."""
-    if not run.get("reported"):
-        node.user_properties.append(("grading_table", run["table"]))
-        run["reported"] = True
-
-
-def graded(aid, tmp_path_factory, stop_after=None):
-    """Grade one batch per (assignment, prefix) once per session. The batch up to GRADED_UP_TO
-    (the whole notebook by default) also holds the reference, the untouched release and the
-    hostile corpus."""
-    key = (aid, stop_after)
-    if key not in _reports:
-        assignment = load_course().assignments[aid]
-        source = nbs.prefix(nbs.read(assignment.notebook("source")), stop_after)
-        release = nbs.prefix(nbs.read(assignment.notebook("release")), stop_after)
-        reference = nbs.reference_answers(source)
-        tmp = tmp_path_factory.mktemp(f"{aid}-{stop_after or 'all'}")
-        folder = tmp / "submissions"
-        folder.mkdir()
-        home = stop_after == GRADED_UP_TO.get(aid)
-        hostile_cases = HOSTILE.get(aid, []) if home else []
-        if home:
-            rest = graded_after(aid, stop_after)
-            assert not rest or cheating.cases(aid, None)[0], \
-                f"graded cells after {stop_after} ({rest}) and no honest submission graded whole"
-            nbs.write(nbs.make_submission(release, reference), folder / "reference.ipynb")
-            nbs.write(release, folder / "untouched.ipynb")
-        for case in CASES[aid]:
-            if case.stop_after == stop_after:
-                nb = nbs.make_submission(release, {**reference, case.cell: case.code})
-                nbs.write(nb, folder / f"{case.name}.ipynb")
-        for case in hostile_cases:
-            (folder / f"{case.name}.ipynb").write_bytes(case.build(release, reference))
-        bars, attacks = cheating.cases(aid, stop_after)
-        for bar in bars:
-            (folder / f"{bar.name}.ipynb").write_bytes(bar.build(reference, release))
-        for attack in attacks:
-            (folder / f"{attack.name}.ipynb").write_bytes(cheating.build(attack, reference, release))
-        source_path = None
-        if stop_after is not None:
-            source_path = tmp / f"{aid}.ipynb"
-            nbs.write(source, source_path)
-        before = repo_fingerprint()
-        report = grade_batch(aid, folder, out=tmp / "results", work=tmp / "work", source=source_path,
-                             limits=hostile.LIMITS if aid in HOSTILE else None, jobs=JOBS)
-        summary = io.StringIO()
-        with redirect_stdout(summary):
-            print_summary(report)
-        _reports[key] = dict(report=report, source=source, work=tmp / "work", before=before,
-                             after=repo_fingerprint(), summary=summary.getvalue(),
-                             table=table(report) + (f"\n(graded up to cell {stop_after})" if stop_after else "")
-                             + "\n" + "\n".join(l for l in summary.getvalue().splitlines()
-                                                 if l.startswith(("statuses:", "time:"))))
-    return _reports[key]
-
-
-def graded_after(aid, stop_after):
-    """Grade ids of the graded cells after cell `stop_after` of the source notebook."""
-    if stop_after is None:
-        return []
-    cells = nbs.read(load_course().assignments[aid].notebook("source")).cells
-    ids = [c.id for c in cells]
-    return [nbs.grade_id(c) for c in cells[ids.index(stop_after) + 1:] if nbs.nbgrader(c).get("grade")]
-
-
-def cell_totals(report, student, source):
-    """{solution grade_id: (score, max)} summed over that solution's test cells."""
-    result = report.results[student]
-    totals = {}
-    for cell in source.cells:
-        if nbs.is_solution(cell) and cell.cell_type == "code":
-            gid = nbs.grade_id(cell)
-            tests = [nbs.grade_id(t) for t in nbs.test_cells_of(source, gid)]
-            totals[gid] = (sum(result.cells.get(t, 0) for t in tests),
-                           sum(report.cell_max[t] for t in tests))
-    return totals
-
-
-def table(report):
-    cells = list(report.cell_max)
-    short = [c.removeprefix("test_") for c in cells]
-    width = max(len(s) for s in report.results)
-    lines = [f"{report.assignment} ({report.jobs} workers, {report.seconds:g} s):",
-             f"{'submission':<{width}} " + " ".join(short) + "  total  status"]
-    for r in report.results.values():
-        scores = " ".join(f"{r.cells.get(c, 0):>{len(s)}g}" for c, s in zip(cells, short))
-        lines.append(f"{r.student:<{width}} {scores}  {r.score:g}/{r.max_score:g}  {r.status}")
-    return "\n".join(lines)
-
-
 @pytest.mark.parametrize("aid", list(CASES))
-def test_reference_gets_full_marks(aid, tmp_path_factory, request):
-    run = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))
+def test_reference_gets_full_marks(aid, grading_batches, request):
+    run = grading_batches(aid, GRADED_UP_TO.get(aid))
     report_table(request.node, run)
     report = run["report"]
     ref = report.results["reference"]
@@ -171,11 +44,11 @@ def test_reference_gets_full_marks(aid, tmp_path_factory, request):
 
 @pytest.mark.parametrize("aid,stop_after", [(aid, None) for aid, stop in GRADED_UP_TO.items()
                                             if graded_after(aid, stop)])
-def test_training_part_is_graded_whole(aid, stop_after, tmp_path_factory, request):
+def test_training_part_is_graded_whole(aid, stop_after, grading_batches, request):
     """Where the reference is graded up to a cell before training, the honest submissions graded
     whole (the cheating corpus's bars) go through the training cells' export and the verification
     run's checks of the trained models: graded, no flag, each later graded cell run by the verification."""
-    run = graded(aid, tmp_path_factory, stop_after)
+    run = grading_batches(aid, stop_after)
     report_table(request.node, run)
     report, later = run["report"], graded_after(aid, GRADED_UP_TO[aid])
     bars = cheating.cases(aid, None)[0]
@@ -183,20 +56,20 @@ def test_training_part_is_graded_whole(aid, stop_after, tmp_path_factory, reques
     for bar in bars:
         result = report.results[bar.name]
         assert result.status == "graded" and not result.review, (bar.name, result.status, result.reason)
-        assert all(result.checks[gid]["ran"] for gid in later), (bar.name, result.checks)
+        assert all(result.checks[gid].ran for gid in later), (bar.name, result.checks)
 
 
 @pytest.mark.parametrize("aid", list(CASES))
-def test_untouched_release_gets_zero(aid, tmp_path_factory):
-    report = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))["report"]
+def test_untouched_release_gets_zero(aid, grading_batches):
+    report = grading_batches(aid, GRADED_UP_TO.get(aid))["report"]
     untouched = report.results["untouched"]
     assert untouched.status == "graded" and untouched.score == 0, (untouched.review, table(report))
 
 
 @pytest.mark.parametrize("aid,case", [(aid, c) for aid, cases in CASES.items() for c in cases],
                          ids=lambda v: getattr(v, "name", v))
-def test_fixture_scores_as_expected(aid, case, tmp_path_factory, request):
-    run = graded(aid, tmp_path_factory, case.stop_after)
+def test_fixture_scores_as_expected(aid, case, grading_batches, request):
+    run = grading_batches(aid, case.stop_after)
     report_table(request.node, run)
     report = run["report"]
     result = report.results[case.name]
@@ -213,8 +86,8 @@ def test_fixture_scores_as_expected(aid, case, tmp_path_factory, request):
 
 @pytest.mark.parametrize("aid,case", [(aid, c) for aid, cases in HOSTILE.items() for c in cases],
                          ids=lambda v: getattr(v, "name", v))
-def test_hostile_submission_is_contained(aid, case, tmp_path_factory):
-    run = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))
+def test_hostile_submission_is_contained(aid, case, grading_batches):
+    run = grading_batches(aid, GRADED_UP_TO.get(aid))
     result = run["report"].results[case.name]
     reason = "; ".join([result.reason, *result.review])
     assert result.status == case.expect, f"{case.name}: {result.status} ({reason})"
@@ -231,9 +104,9 @@ ATTACKS = [(a.assignment, a) for a in cheating.ATTACKS]
 
 
 @pytest.mark.parametrize("aid,attack", ATTACKS, ids=lambda v: getattr(v, "name", v))
-def test_cheating_earns_nothing(aid, attack, tmp_path_factory, request):
+def test_cheating_earns_nothing(aid, attack, grading_batches, request):
     """Marked needs review, or no more points than the honest code under the attack (graded)."""
-    run = graded(aid, tmp_path_factory, attack.stop_after)
+    run = grading_batches(aid, attack.stop_after)
     report_table(request.node, run)
     result, bar = run["report"].results[attack.name], run["report"].results[attack.honest]
     request.node.user_properties.append(("cheating_row", (attack.name, (
@@ -251,26 +124,40 @@ def test_cheating_earns_nothing(aid, attack, tmp_path_factory, request):
 
 
 @pytest.mark.parametrize("aid", list(HOSTILE))
-def test_nothing_outside_the_working_copies_changed(aid, tmp_path_factory):
-    run = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))
+def test_nothing_outside_the_working_copies_changed(aid, grading_batches):
+    run = grading_batches(aid, GRADED_UP_TO.get(aid))
     assert run["before"] == run["after"], "the batch changed files of the course repo"
     assert not [p for p in hostile.HOST_TRACES if p.exists()], "a submission wrote outside its copy"
     leftovers = subprocess.run(["pgrep", "-f", "sleep 424[23]"], capture_output=True, text=True).stdout
     assert not leftovers.strip(), f"processes a submission started are still running: {leftovers}"
 
 
+def declared_statuses(aid):
+    """{status: count} the fixtures of the home batch of `aid` declare (not read from its results):
+    the reference, the untouched release, the wrong and right answers, the honest bars and the
+    no-gain attacks graded; the review attacks needs review; each hostile case its `expect`."""
+    stop = GRADED_UP_TO.get(aid)
+    bars, attacks = cheating.cases(aid, stop)
+    counts = Counter({"graded": 2 + len([c for c in CASES[aid] if c.stop_after == stop]) + len(bars)})
+    counts.update("needs review" if a.expect == cheating.REVIEW else "graded" for a in attacks)
+    counts.update(case.expect for case in HOSTILE.get(aid, []))
+    return counts
+
+
 @pytest.mark.parametrize("aid", list(CASES))
-def test_summary_counts_every_status(aid, tmp_path_factory):
-    run = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))
-    results = run["report"].results.values()
-    expected = ", ".join(f"{sum(r.status == s for r in results)} {s}" for s in STATUSES)
-    assert f"statuses: {expected}" in run["summary"]
+def test_summary_counts_every_status(aid, grading_batches):
+    run = grading_batches(aid, GRADED_UP_TO.get(aid))
+    n = declared_statuses(aid)
+    assert sum(n.values()) == len(run["report"].results), "the batch holds other submissions than declared"
+    expected = (f"statuses: {n['graded']} graded, {n['needs review']} needs review, {n['timed out']} timed out, "
+                f"{n['crashed']} crashed, {n['malformed']} malformed, {n['grader error']} grader error, 0 skipped")
+    assert expected in run["summary"], run["summary"]
     assert "limits: " in run["summary"]
 
 
 @pytest.mark.parametrize("aid", list(CASES))
-def test_feedback_never_shows_hidden_tests(aid, tmp_path_factory):
-    run = graded(aid, tmp_path_factory, GRADED_UP_TO.get(aid))
+def test_feedback_never_shows_hidden_tests(aid, grading_batches):
+    run = grading_batches(aid, GRADED_UP_TO.get(aid))
     report, source = run["report"], run["source"]
     _, hidden = nbs.secret_lines(source)
     assert hidden, "expected hidden tests in the source notebook"
@@ -284,5 +171,5 @@ def test_feedback_never_shows_hidden_tests(aid, tmp_path_factory):
         leaked = [line for line in hidden if line in text]
         assert not leaked, f"{path.name} shows hidden test lines: {leaked[:3]}"
     for name, result in report.results.items():
-        messages = " ".join(c.get("message", "") for c in result.checks.values())
+        messages = " ".join(c.message for c in result.checks.values())
         assert not [line for line in hidden if line in messages], f"{name}: a verification message quotes a hidden test"

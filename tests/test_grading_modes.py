@@ -35,7 +35,7 @@ from coursekit.config import load_course
 from coursekit.grading import sandbox
 from tests import modes
 from tests.submissions import hostile, pneumonia_training, resnet_from_scratch, unet_segmentation
-from tests.test_grading import CASES, prefix
+from tests.grading_batches import CASES
 
 pytestmark = pytest.mark.slow
 WHY_NOT = modes.why_not()
@@ -52,7 +52,6 @@ CONTAINER_MEMORY = 6 * 2**30              # Gradescope's largest pair: 4 CPUs, 6
 # batch machinery's, not an assignment's; 15 s against 18-21 s for the others on the Xeon kind).
 RERUN = "pneumonia_training"
 KILLER = "hostile_kills_everything"
-_runs: dict[str, dict] = {}
 
 
 def batch_of(params):
@@ -66,8 +65,8 @@ def build(mode, root):
     jobs = []
     for aid, (stop_after, wrong) in PLAN.items():
         a = course.assignments[aid]
-        source = prefix(nbs.read(a.notebook("source")), stop_after)
-        release = prefix(nbs.read(a.notebook("release")), stop_after)
+        source = nbs.prefix(nbs.read(a.notebook("source")), stop_after)
+        release = nbs.prefix(nbs.read(a.notebook("release")), stop_after)
         reference = nbs.reference_answers(source)
         folder = root / aid / "submissions"
         folder.mkdir(parents=True)
@@ -130,29 +129,41 @@ def run_in_mode(root, jobs, repo, uid=None):
     return proc
 
 
-def graded(mode):
-    """Every batch of `mode`, graded once per session."""
-    if mode not in _runs:
-        root = scratch(MODES[mode])
-        uid = modes.NORMAL_UID if mode == hostile.OWN_USER else None
-        repo = modes.own_copy(REPO, root / "repo", uid) if uid else REPO   # a copy the normal user owns
-        jobs = build(mode, root / "batches")
-        started = time.monotonic()
-        proc = run_in_mode(root, jobs, repo, uid)
-        seconds = round(time.monotonic() - started, 1)
-        leftovers = subprocess.run(["pgrep", "-f", f"sleep {hostile.SPRAY[1]}"], capture_output=True, text=True).stdout
-        leftovers += getattr(proc, "leftovers", "")
-        results = {}
-        for job in jobs:
-            path = Path(job["out"]) / "results.json"
-            if path.exists():
-                results.setdefault(job["assignment"], []).append(json.loads(path.read_text()))
-        _runs[mode] = dict(proc=proc, jobs=jobs, results=results, leftovers=leftovers.strip(), seconds=seconds,
-                           root=root)
-        peak = getattr(proc, "peak_memory", None)
-        print(f"{mode}: {seconds} s" + (f", peak memory {peak / 2**30:.2f} GiB" if peak else "")
-              + f"\n{proc.stdout[-6000:]}")
-    return _runs[mode]
+def grade_in_mode(mode):
+    """Every batch of `mode`, graded."""
+    root = scratch(MODES[mode])
+    uid = modes.NORMAL_UID if mode == hostile.OWN_USER else None
+    repo = modes.own_copy(REPO, root / "repo", uid) if uid else REPO   # a copy the normal user owns
+    jobs = build(mode, root / "batches")
+    started = time.monotonic()
+    proc = run_in_mode(root, jobs, repo, uid)
+    seconds = round(time.monotonic() - started, 1)
+    leftovers = subprocess.run(["pgrep", "-f", f"sleep {hostile.SPRAY[1]}"], capture_output=True, text=True).stdout
+    leftovers += getattr(proc, "leftovers", "")
+    results = {}
+    for job in jobs:
+        path = Path(job["out"]) / "results.json"
+        if path.exists():
+            results.setdefault(job["assignment"], []).append(json.loads(path.read_text()))
+    run = dict(proc=proc, jobs=jobs, results=results, leftovers=leftovers.strip(), seconds=seconds,
+               root=root)
+    peak = getattr(proc, "peak_memory", None)
+    print(f"{mode}: {seconds} s" + (f", peak memory {peak / 2**30:.2f} GiB" if peak else "")
+          + f"\n{proc.stdout[-6000:]}")
+    return run
+
+
+@pytest.fixture(scope="session")
+def mode_runs():
+    """mode_runs(mode): every batch of `mode`, graded once per session (grade_in_mode)."""
+    runs = {}
+
+    def run(mode):
+        if mode not in runs:
+            runs[mode] = grade_in_mode(mode)
+        return runs[mode]
+
+    return run
 
 
 def needs_modes():
@@ -174,10 +185,10 @@ def mode_table(mode, run):
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-def test_every_batch_ran_in_its_mode(mode, request):
+def test_every_batch_ran_in_its_mode(mode, request, mode_runs):
     """Every batch finished, in the mode the test made (the summary names it), and left nothing running."""
     needs_modes()
-    run = graded(mode)
+    run = mode_runs(mode)
     request.node.user_properties.append(("grading_table", mode_table(mode, run)))
     assert run["proc"].returncode == 0, run["proc"].stdout[-3000:] + run["proc"].stderr[-5000:]
     for aid in PLAN:
@@ -199,11 +210,11 @@ def totals(result, source):
 
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("aid", list(PLAN))
-def test_reference_and_wrong_answer(mode, aid):
+def test_reference_and_wrong_answer(mode, aid, mode_runs):
     """Reference: graded, full marks, no flag. The wrong answer: graded, no flag, points lost on its
     own cell only. The same as in the full sandbox (tests/test_grading.py)."""
     needs_modes()
-    run = graded(mode)
+    run = mode_runs(mode)
     report = run["results"][aid][0]
     stop_after, wrong = PLAN[aid]
     source = nbs.read(Path(next(j["source"] for j in run["jobs"] if j["assignment"] == aid)))
@@ -222,14 +233,14 @@ def test_reference_and_wrong_answer(mode, aid):
 
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("case", [c.name for c in hostile.CASES if c.elsewhere])
-def test_hostile_case_in_mode(mode, case):
+def test_hostile_case_in_mode(mode, case, mode_runs):
     """Each hostile case whose containment depends on the mode: the outcome its mode states (status,
     and evidence in the kernel's output), graded beside the reference and a wrong answer."""
     needs_modes()
     h = next(c for c in hostile.CASES if c.name == case)
     if mode not in h.elsewhere:
         pytest.skip(f"{case}: no outcome of its own in this mode (see test_kill_everything_*)")
-    run = graded(mode)
+    run = mode_runs(mode)
     result = run["results"]["resnet_blocks"][0]["results"][case]
     status, evidence = h.elsewhere[mode]
     why = "; ".join([result["reason"], *result["review"]])
@@ -240,10 +251,10 @@ def test_hostile_case_in_mode(mode, case):
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-def test_second_run_changes_nothing(mode):
+def test_second_run_changes_nothing(mode, mode_runs):
     """Grading the same submissions again gives the same statuses and grades (idempotent)."""
     needs_modes()
-    run = graded(mode)
+    run = mode_runs(mode)
     first, second = run["results"][RERUN]
     simple = lambda r: {s: (v["status"], v["score"], v["cells"]) for s, v in r["results"].items()}
     assert simple(first) == simple(second)

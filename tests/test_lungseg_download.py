@@ -21,7 +21,7 @@ import pytest
 from coursekit.cli import main as coursekit
 from coursekit.config import load_course
 from coursekit.data import expected_url, published_files, sha256_of
-from tests.test_lungseg_adapter import DRAWN, loader_namespace, write_medsegbench_file
+from tests.lungseg_fixtures import DRAWN, loader_namespace, write_medsegbench_file
 
 SPEC = published_files()["lungseg"]
 
@@ -33,10 +33,9 @@ def real_file():
 
 
 @pytest.fixture(autouse=True)
-def home_in_tmp(tmp_path, monkeypatch):
-    """medsegbench creates ~/.medsegbench when first imported: keep it out of the real home."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for var in ("NO_PROXY", "no_proxy"):      # the local server is never reached through a proxy
+def no_proxy(home_in_tmp, monkeypatch):
+    """The local server is never reached through a proxy (and HOME is a temporary folder)."""
+    for var in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(var, "127.0.0.1,localhost")
 
 

@@ -48,7 +48,7 @@ ALLOWED_DUNDERS = {"__init__", "__name__", "__class__", "__doc__", "__module__",
                    "__version__", "__len__", "__call__", "__getitem__", "__setitem__", "__iter__",
                    "__next__", "__enter__", "__exit__", "__repr__", "__str__", "__file__",
                    "__annotations__", "__contains__", "__add__", "__mul__", "__eq__", "__hash__"}
-FRAME_ATTRIBUTES = re.compile(r"^(tb_frame|tb_next|tb_lasti|f_back|f_locals|f_globals|f_builtins|f_code|"
+FRAME_ATTRIBUTE_PATTERN = re.compile(r"^(tb_frame|tb_next|tb_lasti|f_back|f_locals|f_globals|f_builtins|f_code|"
                               r"f_trace\w*|gi_frame|gi_code|cr_frame|cr_code|ag_frame|ag_code|co_\w+|"
                               r"cell_contents)$")
 ALLOWED_SETTINGS = {"torch.backends.cudnn.benchmark", "torch.backends.cudnn.deterministic",
@@ -134,7 +134,7 @@ def _findings(node: ast.AST, modules: set[str]) -> list[str]:
         attr = node.attr
         if attr.startswith("__") and attr.endswith("__") and attr not in ALLOWED_DUNDERS:
             found.append(f"reaches {attr}")
-        elif FRAME_ATTRIBUTES.match(attr):
+        elif FRAME_ATTRIBUTE_PATTERN.match(attr):
             found.append(f"reaches {attr}")
         elif isinstance(node.value, ast.Name) and node.value.id == "sys" and attr not in ALLOWED_SYS:
             found.append(f"uses sys.{attr}")
@@ -156,7 +156,7 @@ def _findings(node: ast.AST, modules: set[str]) -> list[str]:
         elif name == "getattr" and len(args) >= 2:
             key = args[1]
             if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                if (key.value.startswith("__") and key.value not in ALLOWED_DUNDERS) or FRAME_ATTRIBUTES.match(key.value):
+                if (key.value.startswith("__") and key.value not in ALLOWED_DUNDERS) or FRAME_ATTRIBUTE_PATTERN.match(key.value):
                     found.append(f"reaches {key.value} through getattr")
             elif not (isinstance(key, ast.JoinedStr) and key.values and isinstance(key.values[0], ast.Constant)
                       and str(key.values[0].value)[:1].isalpha()) and _root(args[0]) in modules:

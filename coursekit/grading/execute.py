@@ -21,14 +21,15 @@ import nbformat
 
 from .. import nbgrader_run
 from .. import notebooks as nbs
-from . import sandbox, zygote
+from . import layout, sandbox, zygote
+from .results import Status
 
 KERNEL_DIED = "the kernel died (crash, exit or memory cap)"
 
 
 @dataclass
 class KernelRun:
-    status: str                                          # graded | timed out | crashed | grader error
+    status: Status                                       # graded | timed out | crashed | grader error
     reason: str = ""
     passed: dict[str, bool] = field(default_factory=dict)  # test cell -> its visible checks passed
     manual: list[str] = field(default_factory=list)        # cells a person grades
@@ -40,7 +41,7 @@ def working_copy(template: Path, work: Path, aid: str, student: str, nb) -> Path
     """A copy of the kernel's course for one submission, the notebook in `submitted/`."""
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(template, work, ignore=shutil.ignore_patterns("release", ".nbgrader.log"))
-    target = work / "submitted" / student / aid / f"{aid}.ipynb"
+    target = layout.notebook(work, "submitted", aid, student)
     target.parent.mkdir(parents=True)
     nbformat.write(nb, target)
     for item in work.iterdir():       # the grader's: a sandbox without a mount namespace passes through
@@ -117,8 +118,8 @@ def read_result(work: Path, aid: str, student: str, log: str, timed_out: bool,
     from nbgrader.api import Gradebook, MissingEntry
 
     if timed_out:
-        return KernelRun("timed out", f"the notebook ran past its {notebook_timeout:g} s limit")
-    executed = work / "autograded" / student / aid / f"{aid}.ipynb"
+        return KernelRun(Status.TIMED_OUT, f"the notebook ran past its {notebook_timeout:g} s limit")
+    executed = layout.notebook(work, "autograded", aid, student)
     with Gradebook(f"sqlite:///{work / 'gradebook.db'}") as gb:
         try:
             submission = gb.find_submission(aid, student)
@@ -126,7 +127,7 @@ def read_result(work: Path, aid: str, student: str, log: str, timed_out: bool,
             return KernelRun(*failure(log, cell_timeout))
         if not executed.exists():                    # nbgrader gave up on it
             return KernelRun(*failure(log, cell_timeout))
-        result = KernelRun("graded", recorded=True)
+        result = KernelRun(Status.GRADED, recorded=True)
         cells = nbformat.read(executed, as_version=4).cells
         raised = {nbs.grade_id(c) for c in cells if c.cell_type == "code" and nbs.grade_id(c)
                   and any(o.get("output_type") == "error" for o in c.get("outputs", []))}
@@ -142,20 +143,20 @@ def read_result(work: Path, aid: str, student: str, log: str, timed_out: bool,
     errors = {o.get("ename") for c in cells if c.cell_type == "code"
               for o in c.get("outputs", []) if o.get("output_type") == "error"}
     if "CellTimeoutError" in errors or "CellTimeoutError" in log:
-        result.status, result.reason = "timed out", f"a cell ran past {cell_timeout:g} s"
+        result.status, result.reason = Status.TIMED_OUT, f"a cell ran past {cell_timeout:g} s"
     elif "DeadKernelError" in errors or "DeadKernelError" in log or "kernel died" in log.lower():
-        result.status, result.reason = "crashed", KERNEL_DIED
+        result.status, result.reason = Status.CRASHED, KERNEL_DIED
     return result
 
 
-def failure(log: str, cell_timeout: float) -> tuple[str, str]:
+def failure(log: str, cell_timeout: float) -> tuple[Status, str]:
     """Status of a submission nbgrader could not finish, read from its log: the student's kernel
     (timed out, crashed), or nbgrader itself (grader error)."""
     if "CellTimeoutError" in log or "UnresponsiveKernelError" in log:
-        return "timed out", f"a cell ran past {cell_timeout:g} s and could not be interrupted"
+        return Status.TIMED_OUT, f"a cell ran past {cell_timeout:g} s and could not be interrupted"
     if "DeadKernelError" in log or "Kernel died" in log or "kernel died" in log:
-        return "crashed", KERNEL_DIED
+        return Status.CRASHED, KERNEL_DIED
     if "Invalid Signature" in log:          # jupyter_client refused the kernel's messages
-        return "crashed", "the kernel broke the Jupyter protocol (its messages had invalid signatures)"
+        return Status.CRASHED, "the kernel broke the Jupyter protocol (its messages had invalid signatures)"
     lines = [line.strip() for line in log.splitlines() if "Error" in line and "|" not in line]
-    return "grader error", (lines[-1][:200] if lines else "nbgrader autograde failed")
+    return Status.GRADER_ERROR, (lines[-1][:200] if lines else "nbgrader autograde failed")

@@ -25,12 +25,13 @@ from traitlets import Unicode
 from .. import REPO, nbgrader_run
 from .. import notebooks as nbs
 from ..config import load_course
+from . import layout
+from .results import Review, Status, shown_score
 
 # nbgrader's own submission bookkeeping warns about SQLAlchemy sessions on every re-grade
 warnings.filterwarnings("ignore", category=SAWarning)
 
 REVIEWS = "reviews.json"
-DECISIONS = ("pending", "accepted", "rejected")
 
 
 def db(course: Path) -> str:
@@ -81,8 +82,8 @@ def merge(course: Path, work: Path, aid: str, student: str) -> list[str]:
     cell whose points were overridden: every answer cell), so re-grading never erases one. When the
     student changed it, the old hand grade no longer applies: the cell is left to be graded again
     (nbgrader's "needs manual grade") and the returned flags say which, with the old grade."""
-    dest = course / "autograded" / student / aid
-    new_nb = work / "autograded" / student / aid / f"{aid}.ipynb"
+    dest = layout.folder(course, "autograded", aid, student)
+    new_nb = layout.notebook(work, "autograded", aid, student)
     flags = []
     with Gradebook(db(course)) as master, Gradebook(db(work)) as worker:
         master.update_or_create_student(student)
@@ -158,7 +159,7 @@ def forget(course: Path, aid: str, student: str) -> None:
         except MissingEntry:
             pass
     for step in ("autograded", "feedback"):
-        shutil.rmtree(course / step / student / aid, ignore_errors=True)
+        shutil.rmtree(layout.folder(course, step, aid, student), ignore_errors=True)
     (course / "records" / f"{student}.json").unlink(missing_ok=True)
 
 
@@ -195,16 +196,16 @@ def set_pending(course: Path, student: str, reasons: list[str] | None) -> None:
     """A new grading of `student`: pending review with `reasons`, or no review at all."""
     reviews = load_reviews(course)
     if reasons:
-        reviews[student] = {"decision": "pending", "reasons": reasons}
+        reviews[student] = {"decision": Review.PENDING, "reasons": reasons}
     else:
         reviews.pop(student, None)
     save_reviews(course, reviews)
 
 
-def decide(course: Path, student: str, decision: str, note: str = "") -> dict:
-    """An instructor's decision on a submission that needs review."""
-    if decision not in ("accepted", "rejected"):
-        raise ValueError("decision must be 'accepted' or 'rejected'")
+def record_decision(course: Path, student: str, decision: str, note: str = "") -> dict:
+    """Record an instructor's decision on a submission that needs review (reviews.json)."""
+    if decision not in (Review.ACCEPTED, Review.REJECTED):
+        raise ValueError(f"decision must be '{Review.ACCEPTED}' or '{Review.REJECTED}'")
     reviews = load_reviews(course)
     if student not in reviews:
         raise KeyError(f"{student} has no submission that needs review")
@@ -240,14 +241,10 @@ class ReviewAwareCsvExport(ExportPlugin):
                     row.update(timestamp="", raw_score=0.0, late_submission_penalty=0.0, score=0.0)
                 else:
                     penalty = submission.late_submission_penalty or 0.0
-                    row.update(timestamp=submission.timestamp, raw_score=submission.score,
-                               late_submission_penalty=penalty, score=max(0.0, submission.score - penalty))
-                    decision = reviews.get(student.id, {}).get("decision")
-                    row["review"] = decision or ""
-                    if decision == "pending":
-                        row.update(raw_score="", score="")
-                    elif decision == "rejected":
-                        row.update(raw_score=0.0, score=0.0)
+                    decision = reviews.get(student.id, {}).get("decision") or ""
+                    row.update(timestamp=submission.timestamp, raw_score=shown_score(decision, submission.score),
+                               late_submission_penalty=penalty,
+                               score=shown_score(decision, max(0.0, submission.score - penalty)), review=decision)
                 rows.append(",".join("" if row[k] is None else str(row[k]) for k in keys))
         Path(self.to or "grades.csv").write_text("\n".join(rows) + "\n")
 
@@ -262,7 +259,7 @@ def export_grades(course: Path, aid: str, dest: Path) -> None:
 def graded_cells(course: Path, aid: str) -> list[tuple[str, bool]]:
     """[(cell, graded by hand)] of the assignment's graded cells, in notebook order (the master
     course's source notebook)."""
-    nb = nbformat.read(course / "source" / aid / f"{aid}.ipynb", as_version=4)
+    nb = nbformat.read(layout.notebook(course, "source", aid), as_version=4)
     return [(nbs.grade_id(c), nbs.is_solution(c)) for c in nb.cells if nbs.nbgrader(c).get("grade")]
 
 
@@ -290,23 +287,18 @@ def export_cell_scores(course: Path, aid: str, dest: Path, statuses: dict[str, s
             writer.writerow([student, status, *row])
 
 
-def export(course: Path, aid: str, out: Path) -> None:
+def export(course: Path, aid: str, out: Path, statuses: dict[str, str]) -> None:
     """grades.csv and cell_scores.csv from the master gradebook, hand grades included (`make
-    export`, and the end of every `make grade`); the students are those of status.csv."""
+    export`, and the end of every `make grade`), for the students of `statuses` ({student: status})."""
     out.mkdir(parents=True, exist_ok=True)
     export_grades(course, aid, out / "grades.csv")
-    statuses = {}
-    if (out / "status.csv").exists():
-        with (out / "status.csv").open() as f:
-            statuses = {r["student"]: r["status"] for r in csv.DictReader(f) if r["status"] != "skipped"}
     export_cell_scores(course, aid, out / "cell_scores.csv", statuses)
 
 
-def export_with_feedback(course: Path, aid: str, out: Path) -> None:
+def export_with_feedback(course: Path, aid: str, out: Path, statuses: dict[str, str]) -> None:
     """`make export`: grades.csv and cell_scores.csv, and every student's feedback again (hand
     points and comments in it), copied to out/feedback/."""
-    export(course, aid, out)
+    export(course, aid, out, statuses)
     nbgrader_run.feedback(course, aid)
     (out / "feedback").mkdir(parents=True, exist_ok=True)
-    for page in (course / "feedback").glob(f"*/{aid}/{aid}.html"):
-        shutil.copy(page, out / "feedback" / f"{page.parent.parent.name}.html")
+    layout.copy_feedback(course, aid, out)

@@ -33,6 +33,7 @@ from .. import REPO
 from .. import notebooks as nbs
 from ..config import load_course
 from ..data import published_files, sha256_of
+from .results import GRADESCOPE, INSTRUCTOR, NOT_RUN, Status, StudentResult, describe, withholds
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 
@@ -55,7 +56,7 @@ def export(assignment_id: str, dest: Path | None = None, source: Path | None = N
     """Write the autograder zip of an assignment. `source` replaces its source notebook (the tests
     export a prefix); the data is the assignment's `data` in course.toml, from `data_dir` (default
     COURSE_DATA_DIR) when it has it."""
-    from .batch import kernel_course
+    from .kernel_course import kernel_course
 
     course = load_course()
     a = course.assignments[assignment_id]
@@ -141,7 +142,7 @@ def run(root: Path) -> dict:
         results = {"score": 0.0, "output": f"Status: grader error. The autograder itself failed "
                                             f"({type(err).__name__}); your instructor has been told.",
                    "tests": [grader_error_test(details, source)],
-                   "extra_data": {"status": "grader error", "error": without_hidden(str(err), source)[:2000]}}
+                   "extra_data": {"status": Status.GRADER_ERROR, "error": without_hidden(str(err), source)[:2000]}}
     results["execution_time"] = int(round(time.monotonic() - started))
     results.setdefault("stdout_visibility", "hidden")
     (results_dir / "results.json").write_text(json.dumps(results, indent=1))
@@ -150,14 +151,13 @@ def run(root: Path) -> dict:
 
 
 def grade(root: Path, source_dir: Path, settings: dict) -> dict:
-    from .batch import grade_submissions
-    from .report import StudentResult
+    from .submission import grade_alone
 
     aid = settings["assignment"]
     notebooks = sorted((root / "submission").glob("*.ipynb"))
     preferred = [p for p in notebooks if p.name == f"{aid}.ipynb"]
     if not notebooks:
-        result = StudentResult("submission", "malformed", reason=f"no notebook submitted (expected {aid}.ipynb)")
+        result = StudentResult("submission", Status.MALFORMED, reason=f"no notebook submitted (expected {aid}.ipynb)")
         return results_json(result, source_dir, settings, {})
     # in the system temporary folder: every uid may enter it (the sandbox runs as an unprivileged uid)
     work = Path(tempfile.mkdtemp(prefix="gs-"))
@@ -165,9 +165,9 @@ def grade(root: Path, source_dir: Path, settings: dict) -> dict:
     folder.mkdir()
     shutil.copy((preferred or notebooks)[0], folder / "submission.ipynb")
     limits = {k: settings[k] for k in ("cell_timeout", "notebook_timeout", "memory_gb", "max_upload_mb")}
-    result, cell_max = grade_submissions(aid, folder, work, source_dir / f"{aid}.ipynb",
-                                         source_dir / "template", limits,
-                                         hide=(str(source_dir), str(work)))
+    result, cell_max = grade_alone(aid, folder, work, source_dir / f"{aid}.ipynb",
+                                    source_dir / "template", limits,
+                                    hide=(str(source_dir), str(work)))
     return results_json(result, source_dir, settings, cell_max)
 
 
@@ -178,20 +178,16 @@ def results_json(result, source_dir: Path, settings: dict, cell_max: dict[str, f
     source = nbs.read(source_dir / f"{aid}.ipynb")
     rules = settings["visibility"]
     tests = []
-    withheld = result.status == "needs review"
+    withheld = withholds(result.status)
     for number, cell in enumerate((c for c in source.cells if nbs.is_test(c)), start=1):
         gid = nbs.grade_id(cell)
         maximum = cell_max.get(gid, float(nbs.nbgrader(cell).get("points", 0)))
-        check = result.checks.get(gid, {})
-        passed = bool(check.get("passed")) and not withheld
-        if withheld:
-            output = "Withheld while your submission is under review by your instructor."
-        elif check.get("passed"):
-            output = "Passed (visible and hidden checks)."
-        elif check.get("ran"):
-            output = f"Failed. {check.get('message', '')}".strip()
+        check = result.checks.get(gid, NOT_RUN)
+        passed = check.passed and not withheld
+        if result.status == Status.MALFORMED and check.outcome == "not run" and not withheld:
+            output = result.reason
         else:
-            output = "Not run: the notebook did not get this far." if result.status != "malformed" else result.reason
+            output = describe(check, GRADESCOPE, withheld)
         first = cell.source.strip().splitlines()[0].strip().strip('"')
         tests.append({"name": f"{gid}: {first}", "number": str(number),
                       "score": float(result.cells.get(gid, 0.0)) if not withheld else 0.0,
@@ -200,12 +196,12 @@ def results_json(result, source_dir: Path, settings: dict, cell_max: dict[str, f
     status = result.status
     reasons = "; ".join(r for r in [result.reason, *result.review] if r)
     lines = [f"Status: {status}."]
-    if status == "needs review":
+    if status == Status.NEEDS_REVIEW:
         lines.append("Your instructor will look at this submission before it is scored; "
                      "until then it scores 0 here." + (f" Why: {reasons}" if reasons else ""))
     elif reasons:
         lines.append(reasons)
-    score = 0.0 if status in ("needs review", "malformed") else sum(t["score"] for t in tests)
+    score = 0.0 if status in (Status.NEEDS_REVIEW, Status.MALFORMED) else sum(t["score"] for t in tests)
     if status in FOR_INSTRUCTORS:
         tests.insert(0, instructor_test(result, source, tests))
     return {"score": score, "output": " ".join(lines), "output_format": "text", "tests": tests,
@@ -214,16 +210,16 @@ def results_json(result, source_dir: Path, settings: dict, cell_max: dict[str, f
 
 # ---------------------------------------------------------------- what only instructors see
 INSTRUCTOR_TEST = "Instructor: verified score and grading details"
-FOR_INSTRUCTORS = ("needs review", "crashed", "timed out", "grader error")
+FOR_INSTRUCTORS = (Status.NEEDS_REVIEW, Status.CRASHED, Status.TIMED_OUT, Status.GRADER_ERROR)
 WHAT_TO_DO = {
-    "needs review": "Gradescope scores it 0 until you decide: read the notebook (and the findings below); "
-                    "to accept it, give it the verified score by hand (manual grading: a point adjustment).",
-    "crashed": "Gradescope gives it the checks that finished. The kernel died (the memory cap, a "
-               "segfault, an exit): read the notebook before you change the score by hand.",
-    "timed out": "Gradescope gives it the checks that finished. A cell or the notebook ran past its time "
-                 "limit: read the notebook before you change the score by hand.",
-    "grader error": "The grader failed, not the student: re-run the autograder on this submission, or "
-                    "grade the notebook with `coursekit grade`, and set the score by hand.",
+    Status.NEEDS_REVIEW: "Gradescope scores it 0 until you decide: read the notebook (and the findings below); "
+                         "to accept it, give it the verified score by hand (manual grading: a point adjustment).",
+    Status.CRASHED: "Gradescope gives it the checks that finished. The kernel died (the memory cap, a "
+                    "segfault, an exit): read the notebook before you change the score by hand.",
+    Status.TIMED_OUT: "Gradescope gives it the checks that finished. A cell or the notebook ran past its time "
+                      "limit: read the notebook before you change the score by hand.",
+    Status.GRADER_ERROR: "The grader failed, not the student: re-run the autograder on this submission, or "
+                         "grade the notebook with `coursekit grade`, and set the score by hand.",
 }
 
 
@@ -241,11 +237,8 @@ def instructor_test(result, source, tests: list[dict]) -> dict:
     lines += ["", "Graded cells (verification run):"]
     for test in tests:
         gid = test["name"].split(":")[0]
-        check = result.checks.get(gid, {})
         points = f"{result.cells.get(gid, 0.0):g} / {test['max_score']:g}"
-        message = check.get("message", "")
-        verdict = ("passed" if check.get("passed") else "did not run" if not check.get("ran")
-                   else "failed" + (f": {message}" if message else ""))
+        verdict = describe(result.checks.get(gid, NOT_RUN), INSTRUCTOR)
         lines.append(f"- {gid}: {points}, {verdict}")
     if result.manual:
         lines += ["", f"Graded by hand, not in this score: {', '.join(result.manual)}."]
@@ -258,7 +251,7 @@ def grader_error_test(details: str, source) -> dict:
     maximum = f"{sum(float(nbs.nbgrader(c).get('points', 0)) for c in source.cells if nbs.is_test(c)):g}" \
         if source is not None else "?"
     lines = ["Status: grader error.", f"Verified score: none / {maximum} (grading did not finish).",
-             WHAT_TO_DO["grader error"], "", "The grader's error:", details.strip()]
+             WHAT_TO_DO[Status.GRADER_ERROR], "", "The grader's error:", details.strip()]
     return _hidden_test("\n".join(lines), source)
 
 
@@ -290,7 +283,7 @@ def main(argv: list[str]) -> int:
     verb, *args = argv
     if verb == "run":
         results = run(Path(args[0] if args else os.environ.get("AUTOGRADER_ROOT", "/autograder")))
-        return 0 if results["extra_data"].get("status") != "grader error" else 3
+        return 0 if results["extra_data"].get("status") != Status.GRADER_ERROR else 3
     raise SystemExit("usage: python -m coursekit.grading.gradescope run [ROOT]")
 
 

@@ -18,6 +18,7 @@ import nbformat
 
 from .. import nbgrader_run
 from ..config import load_course
+from . import layout
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -60,8 +61,7 @@ def collect_zip(assignment_id: str, archive: Path, course: Path,
     unsafe = clean_archive(archive, downloaded / "archive" / name, limits or ArchiveLimits())
     nbgrader_run.cli("zip_collect", assignment_id, "--force",
                      f"--FileNameCollectorPlugin.named_regexp={pattern}", cwd=course)
-    found = {p.parent.parent.name: p
-             for p in (course / "submitted").glob(f"*/{assignment_id}/{assignment_id}.ipynb")}
+    found = layout.by_student(course, "submitted", assignment_id)
     names = re.compile(pattern)
     skipped = dict(unsafe)
     for path in sorted((downloaded / "extracted").rglob("*")):

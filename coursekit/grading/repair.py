@@ -1,6 +1,6 @@
 """Repair: mend what nbgrader cannot grade around, by the release's stable cell ids (cleared
-nbgrader metadata, duplicated graded cells, deleted test or read-only cells), and insert the cells
-that export a training cell's results for the verification run."""
+nbgrader metadata, duplicated graded cells, deleted test or read-only cells). The cells that export
+a training cell's results for the verification run are inserted by `plan.insert_export_cells`."""
 
 from __future__ import annotations
 

@@ -8,17 +8,17 @@ that student's feedback are brought up to date.
 from __future__ import annotations
 
 import csv
-import shutil
 from pathlib import Path
 
-from .. import REPO, nbgrader_run
-from . import gradebook, report
+from .. import nbgrader_run
+from . import gradebook, layout, report
+from .results import Review, Status
 
 
 def main(assignment_id: str, student: str | None, decision: str | None, note: str = "",
          out: Path | None = None, work: Path | None = None) -> int:
-    course = (work or REPO / "autograder" / "work" / assignment_id) / "course"
-    out = out or REPO / "autograder" / "results" / assignment_id
+    course = layout.master_course(work or layout.work_folder(assignment_id))
+    out = out or layout.results_folder(assignment_id)
     if not (course / "gradebook.db").exists():
         print(f"no graded batch of {assignment_id} yet: run `make grade ASSIGNMENT={assignment_id}` first")
         return 2
@@ -31,12 +31,12 @@ def main(assignment_id: str, student: str | None, decision: str | None, note: st
             print(f"{name} [{review['decision']}]" + (f" note: {review['note']}" if review.get("note") else ""))
             for reason in review["reasons"]:
                 print(f"   - {reason}")
-        if any(r["decision"] == "pending" for r in pending.values()):
+        if any(r["decision"] == Review.PENDING for r in pending.values()):
             print(f"decide with: coursekit review {assignment_id} STUDENT --accept|--reject [--note TEXT] "
                   f"(make review ASSIGNMENT={assignment_id} STUDENT=... DECISION=accept|reject)")
         return 0
     try:
-        gradebook.decide(course, student, decision, note)
+        gradebook.record_decision(course, student, decision, note)
     except KeyError as err:
         print(err.args[0])
         return 2
@@ -52,18 +52,15 @@ def refresh(course: Path, aid: str, student: str, out: Path, decision: str) -> N
     if status.exists():
         rows = list(csv.reader(status.open()))
         for row in rows[1:]:
-            if row[0] == student and row[1] == "needs review":
+            if row[0] == student and row[1] == Status.NEEDS_REVIEW:
                 row[1] = f"review {decision}"
         with status.open("w", newline="") as f:
             csv.writer(f).writerows(rows)
-    gradebook.export(course, aid, out)
+    gradebook.export(course, aid, out, report.read_statuses(out))
     info = gradebook.load_record(course, student)
-    notebook = course / "autograded" / student / aid / f"{aid}.ipynb"
+    notebook = layout.notebook(course, "autograded", aid, student)
     if info is not None and notebook.exists():
         review = gradebook.load_reviews(course).get(student, {})
         report.annotate(notebook, info, decision, review.get("note", ""))
     nbgrader_run.feedback(course, aid, student)
-    html = course / "feedback" / student / aid / f"{aid}.html"
-    if html.exists():
-        (out / "feedback").mkdir(exist_ok=True)
-        shutil.copy(html, out / "feedback" / f"{student}.html")
+    layout.copy_feedback(course, aid, out, [student])

@@ -18,13 +18,24 @@ import select
 import signal
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
-from .plan import PlannedCell
+from .plan import ARTEFACT_FOLDER, PlannedCell
+from .results import Status
 from .sandbox import SandboxConfig
 
-MESSAGE_CAP = 300
+STUDENT_MESSAGE_CAP = 300    # a verdict message as a student sees it (the runner sends at most runner.MESSAGE_CAP)
 INTERRUPT_GRACE = 5.0       # seconds a cell has to stop after its interrupt before the run is killed
+
+
+class Ended(StrEnum):
+    """How a verification run ended (its time-out and crash are those statuses)."""
+
+    DONE = "done"
+    TIMED_OUT = Status.TIMED_OUT.value
+    CRASHED = Status.CRASHED.value
+    TAMPERED = "tampered"
 
 
 @dataclass
@@ -40,7 +51,7 @@ class TestVerdict:
 @dataclass
 class Verification:
     verdicts: dict[str, TestVerdict] = field(default_factory=dict)
-    ended: str = "done"           # done | timed out | crashed | tampered
+    ended: Ended = Ended.DONE
     where: str = ""               # the cell it was in when it ended early
     interrupted: list[str] = field(default_factory=list)  # cells stopped at the per-cell limit
     problems: list[str] = field(default_factory=list)   # integrity reports, protocol violations
@@ -57,19 +68,19 @@ class Limits:
 
 def scrub(text: str, secrets_: set[str]) -> str:
     """A message fit for a student: no line of a hidden test or solution in it, at most
-    MESSAGE_CAP characters."""
+    STUDENT_MESSAGE_CAP characters."""
     for line in sorted(secrets_, key=len, reverse=True):
         if line in text:
             text = text.replace(line, "[hidden]")
     text = " ".join(text.split())
-    return text if len(text) <= MESSAGE_CAP else text[: MESSAGE_CAP - 1] + "…"
+    return text if len(text) <= STUDENT_MESSAGE_CAP else text[: STUDENT_MESSAGE_CAP - 1] + "…"
 
 
 def verify(zygote, config: SandboxConfig, env: dict, planned: list[PlannedCell], preload: list[str],
            limits: Limits, secret_text: set[str]) -> Verification:
     """Run the plan in a sandbox from `zygote`; its folder `config.workdir` holds the artefacts."""
     key = secrets.token_bytes(32)
-    job = {"key": key.hex(), "result_fd": 3, "preload": preload, "artefact_dir": "coursekit_artefacts",
+    job = {"key": key.hex(), "result_fd": 3, "preload": preload, "artefact_dir": ARTEFACT_FOLDER,
            "cells": [c.to_json() for c in planned]}
     job_read, job_write = os.pipe()
     result_read, result_write = os.pipe()
@@ -118,26 +129,26 @@ def _read(fd: int, key: bytes, planned: list[PlannedCell], limits: Limits, resul
                 except ProcessLookupError:
                     pass
                 continue
-            result.ended, result.where = "timed out", current
+            result.ended, result.where = Ended.TIMED_OUT, current
             return
         ready, _, _ = select.select([fd], [], [], deadline - now)
         if not ready:
             continue
         chunk = os.read(fd, 65536)
         if not chunk:
-            if not done and result.ended == "done":
-                result.ended, result.where = "crashed", current
+            if not done and result.ended == Ended.DONE:
+                result.ended, result.where = Ended.CRASHED, current
             return
         buffer += chunk
         if len(buffer) > 8 * 2**20:
-            result.ended, result.where = "tampered", current
+            result.ended, result.where = Ended.TAMPERED, current
             result.problems.append("the verification run wrote more than its results")
             return
         *lines, buffer = buffer.split(b"\n")
         for raw in lines:
             fields = _authentic(raw, key, expected_seq)
             if fields is None:
-                result.ended, result.where = "tampered", current
+                result.ended, result.where = Ended.TAMPERED, current
                 result.problems.append("the verification run's results were forged or reordered")
                 return
             expected_seq += 1
@@ -148,7 +159,7 @@ def _read(fd: int, key: bytes, planned: list[PlannedCell], limits: Limits, resul
                 _, cid, verdict, line, name, text, seconds = fields
                 cell = tests.get(cid)
                 if cell is None or cid in result.verdicts or cid != current:
-                    result.ended, result.where = "tampered", current
+                    result.ended, result.where = Ended.TAMPERED, current
                     result.problems.append(f"a verdict for {cid} that was not due")
                     return
                 passed = verdict == "pass"
@@ -160,13 +171,13 @@ def _read(fd: int, key: bytes, planned: list[PlannedCell], limits: Limits, resul
             elif kind == "integrity":
                 result.problems.append(f"{fields[1]}: {fields[2]}")
             elif kind == "fault":
-                result.ended, result.where = "crashed", current
+                result.ended, result.where = Ended.CRASHED, current
                 result.problems.append(f"the verification run failed: {fields[1]} {fields[2]}"[:300])
             elif kind == "done":
                 done = True
                 missing = [t for t in tests if t not in result.verdicts]
                 if missing:
-                    result.ended = "tampered"
+                    result.ended = Ended.TAMPERED
                     result.problems.append(f"no verdict for {', '.join(missing)}")
                 return
 
@@ -203,14 +214,14 @@ def unquote(quoted: str) -> str:
 # ---------------------------------------------------------------- kernel vs verification
 @dataclass
 class Decision:
-    status: str                               # graded | needs review | timed out | crashed
+    status: Status                            # graded | needs review | timed out | crashed
     cells: dict[str, float]                   # test cell -> points (from the verification run)
     reasons: list[str]
     review: list[str]                         # why it needs review ([] otherwise)
 
 
-def decide(kernel_status: str, kernel_passed: dict[str, bool], verification: Verification,
-           flags: list[str], restored: bool = True) -> Decision:
+def decide(kernel_status: Status, kernel_passed: dict[str, bool], verification: Verification,
+           flags: list[str]) -> Decision:
     """Points from the verification run; needs review where the kernel and the verification run
     disagree on a check both ran, where the verification run was tampered with or refused
     something, or where the static review found code that reaches into the interpreter."""
@@ -223,8 +234,8 @@ def decide(kernel_status: str, kernel_passed: dict[str, bool], verification: Ver
             said = "passed" if kernel_passed[cid] else "failed"
             found = "passed" if t.visible_passed else "failed"
             review.append(f"{cid}: the visible checks {said} in your kernel but {found} in the verification run")
-    kernel_finished = kernel_status == "graded"
-    if v.ended in ("timed out", "crashed") and kernel_finished:
+    kernel_finished = kernel_status == Status.GRADED
+    if v.ended in (Ended.TIMED_OUT, Ended.CRASHED) and kernel_finished:
         review.append(f"the verification run {v.ended} in {v.where or 'its start-up'} "
                       f"where your kernel went on")
     elif v.interrupted and kernel_finished:
@@ -232,12 +243,12 @@ def decide(kernel_status: str, kernel_passed: dict[str, bool], verification: Ver
                       f"but not in your kernel")
     reasons = []
     if review:
-        status = "needs review"
-    elif kernel_status in ("timed out", "crashed"):
-        status = kernel_status
-    elif v.ended in ("timed out", "crashed") or v.interrupted:
-        status = v.ended if v.ended != "done" else "timed out"
+        status = Status.NEEDS_REVIEW
+    elif kernel_status in (Status.TIMED_OUT, Status.CRASHED):
+        status = Status(kernel_status)
+    elif v.ended in (Ended.TIMED_OUT, Ended.CRASHED) or v.interrupted:
+        status = Status(v.ended) if v.ended != Ended.DONE else Status.TIMED_OUT
         reasons.append(f"the verification run {status} in {v.where or ', '.join(v.interrupted)}")
     else:
-        status = "graded"
+        status = Status.GRADED
     return Decision(status, cells, reasons, review)

@@ -274,11 +274,6 @@ class Zygote:
             raise RuntimeError(f"the zygote did not start:\n{self.process.stderr.read()}")
         self.failed = json.loads(line)["failed"]
 
-    def spawn(self, mode: str, config: sandbox.SandboxConfig, fds: list[int],
-              env: dict[str, str], argv: list[str] = ()) -> tuple[socket.socket, int]:
-        """Start a sandbox; returns the manager connection (close it to kill the sandbox) and the pid."""
-        return request_spawn(self.socket_path, mode, config, fds, env, argv)
-
     def close(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -288,6 +283,18 @@ class Zygote:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Spawner:
+    """A zygote's clients' handle (what `verify()` needs): start sandboxes through its socket."""
+
+    def __init__(self, socket_path: str):
+        self.socket_path = socket_path
+
+    def spawn(self, mode: str, config: sandbox.SandboxConfig, fds: list[int],
+              env: dict[str, str], argv: list[str] = ()) -> tuple[socket.socket, int]:
+        """Start a sandbox; returns the manager connection (close it to kill the sandbox) and the pid."""
+        return request_spawn(self.socket_path, mode, config, fds, env, argv)
 
 
 def request_spawn(socket_path: str, mode: str, config: sandbox.SandboxConfig, fds: list[int],

@@ -3,7 +3,7 @@ default, 40 copies) plus, for resnet_blocks, the hostile corpus, graded with eac
 submissions per minute, the speed-up, and the mean time per submission of the kernel run and of the
 verification run. A benchmark, not a test: it prints measured figures and asserts nothing.
 
-    python -m tests.bench_grading [--assignment ID] [--copies N] [--no-corpus] JOBS...
+    python -m benchmarks.grading [--assignment ID] [--copies N] [--no-corpus] JOBS...
 """
 
 import argparse

@@ -6,7 +6,7 @@ memory of Gradescope's pair set from outside, its CPUs as math threads): peak me
 container's (its memory cgroup); elsewhere the PSS of the process tree, sampled.
 A benchmark, not a test: the figures go into autograder/README.md next to Gradescope's settings.
 
-    python -m tests.bench_gradescope [--cpus N] [--memory-gb G] [ID...]
+    python -m benchmarks.gradescope [--cpus N] [--memory-gb G] [ID...]
 """
 
 import json
@@ -101,7 +101,7 @@ def main(ids, cpus=2, memory_gb=3.0):
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m tests.bench_gradescope")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gradescope")
     parser.add_argument("ids", nargs="*")
     parser.add_argument("--cpus", type=int, default=2, help="Gradescope pair's CPUs (default 2)")
     parser.add_argument("--memory-gb", type=float, default=3.0, help="Gradescope pair's memory (default 3)")
