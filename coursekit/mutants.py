@@ -751,21 +751,23 @@ def run(assignment_id: str, cells: list[str] | None = None, limit: int | None = 
     for stop, gids in by_stop.items():
         started = time.monotonic()
         src_prefix, rel_prefix = nbs.prefix(source, stop), nbs.prefix(release, stop)
+        # Earlier gradings are reused only against the same hidden tests: one folder per source prefix.
+        stage = work / _digest(nbs.writes(src_prefix))[:12]
         answers = {g: c for g, c in reference.items() if g in nbs.cells_by_grade_id(rel_prefix)}
         notebooks = {d["mutant"].name: nbs.writes(nbs.make_submission(rel_prefix, {**answers, gid: d["mutant"].code}))
                      for gid in gids for d in rows[gid].details}
-        store = graded_store(work, stop)
+        store = graded_store(stage, stop)
         todo = {name: text for name, text in notebooks.items() if _digest(text) not in store}
         if todo:
-            folder = work / f"submissions-{stop}"
+            folder = stage / f"submissions-{stop}"
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
             nbs.write(nbs.make_submission(rel_prefix, answers), folder / "reference.ipynb")
             for name, text in todo.items():
                 (folder / f"{name}.ipynb").write_text(text)
-            source_path = work / f"{assignment_id}-{stop}.ipynb"
+            source_path = stage / f"{assignment_id}-{stop}.ipynb"
             nbs.write(src_prefix, source_path)
-            report = grade_batch(assignment_id, folder, out=work / f"results-{stop}", work=work / f"work-{stop}",
+            report = grade_batch(assignment_id, folder, out=stage / f"results-{stop}", work=stage / f"work-{stop}",
                                  source=source_path, jobs=jobs)
             ref = report.results["reference"]
             if ref.score != ref.max_score:
@@ -775,7 +777,7 @@ def run(assignment_id: str, cells: list[str] | None = None, limit: int | None = 
             for name, text in todo.items():
                 r = report.results[name]
                 store[_digest(text)] = dict(cells=r.cells, status=r.status, seconds=share)
-            save_store(work, stop, store)
+            save_store(stage, stop, store)
         points = {c.id: float(nbs.nbgrader(c).get("points", 0)) for c in src_prefix.cells if nbs.is_test(c)}
         for gid in gids:
             tests = [t.id for t in nbs.test_cells_of(src_prefix, gid)]
