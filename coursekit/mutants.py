@@ -496,6 +496,8 @@ def _block_given_downsample(name, expansion):
         import hypothesis.strategies as st
         import torch.nn as nn
         cin, width = _widths(data, 6)
+        if expansion != 1 and data.draw(st.booleans(), label="identity shortcut"):
+            cin = width * expansion      # a bottleneck's identity case (cin = 4 × width) is rare otherwise
         cout = width * expansion
         stride = data.draw(st.integers(1, 2), label="stride")
         x = _images(data, cin, st.integers(1, 9))
