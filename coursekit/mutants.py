@@ -490,23 +490,29 @@ def _unet(name):
     return check
 
 
-def _basic_block(ref_ns, mut_ns, data):
-    import hypothesis.strategies as st
-    import torch.nn as nn
-    cin, cout = _widths(data, 6)
-    stride = data.draw(st.integers(1, 2), label="stride")
-    x = _images(data, cin, st.integers(1, 9))
-    plain = stride == 1 and cin == cout and data.draw(st.booleans(), label="defaults")
+def _block_given_downsample(name, expansion):
+    """A block of Notebook 4 (Bottleneck, PreActBlock): the caller gives the downsample, as _make_layer does."""
+    def check(ref_ns, mut_ns, data):
+        import hypothesis.strategies as st
+        import torch.nn as nn
+        cin, width = _widths(data, 6)
+        if expansion != 1 and data.draw(st.booleans(), label="identity shortcut"):
+            cin = width * expansion      # a bottleneck's identity case (cin = 4 × width) is rare otherwise
+        cout = width * expansion
+        stride = data.draw(st.integers(1, 2), label="stride")
+        x = _images(data, cin, st.integers(1, 9))
+        plain = stride == 1 and cin == cout and data.draw(st.booleans(), label="defaults")
 
-    def build(ns):   # the caller gives the downsample, as _make_layer does (contract)
-        if plain:
-            return ns["BasicBlock"](cin, cout)
-        down = None
-        if stride != 1 or cin != cout:
-            down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
-        return ns["BasicBlock"](cin, cout, stride, down)
-    same_module(ref_ns, mut_ns, build, x)
-    _same(ref_ns["BasicBlock"].expansion, mut_ns["BasicBlock"].expansion, "BasicBlock.expansion")
+        def build(ns):   # the contract: the caller gives the downsample
+            if plain:
+                return ns[name](cin, width)
+            down = None
+            if stride != 1 or cin != cout:
+                down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+            return ns[name](cin, width, stride, down)
+        same_module(ref_ns, mut_ns, build, x)
+        _same(ref_ns[name].expansion, mut_ns[name].expansion, f"{name}.expansion")
+    return check
 
 
 def _make_layer(ref_ns, mut_ns, data):
@@ -647,8 +653,9 @@ CONTRACTS: dict[str, dict[str, Contract]] = {
                                why="a training loop that calls evaluate_dice of another cell: graded only"),
     },
     "resnet_from_scratch": {
-        "basic_block": Contract(_basic_block),
-        "make_layer": Contract(_make_layer, needs=("basic_block",), examples=4),   # ResNet-18/50 widths: seconds each
+        "bottleneck_block": Contract(_block_given_downsample("Bottleneck", 4)),
+        "preact_block": Contract(_block_given_downsample("PreActBlock", 1)),
+        "make_layer": Contract(_make_layer, examples=4),   # ResNet-18/50 widths: seconds each
         "fixed_block": Contract(_fixed_block),
         "quiz": Contract(why="a quiz answer (a dict of letters): graded only"),
     },

@@ -60,7 +60,7 @@ def graded(tmp_path_factory):
     folder = tmp / "submissions"
     folder.mkdir()
     nbs.write(nbs.make_submission(release, reference), folder / "alice.ipynb")
-    bob = {**reference, "basic_block": PATCH + reference["basic_block"]}
+    bob = {**reference, "bottleneck_block": PATCH + reference["bottleneck_block"]}
     nbs.write(nbs.make_submission(release, bob), folder / "bob.ipynb")
     nbs.write(source, tmp / f"{AID}.ipynb")
     report = grade_batch(AID, folder, out=tmp / "results", work=tmp / "work", source=tmp / f"{AID}.ipynb", jobs=1)
@@ -110,7 +110,7 @@ def test_formgrader_shows_rubric_and_review_reasons_and_no_hidden_test(graded, s
     assert set(links) == {"alice", "bob"}
     pages = {s: page(server, f"/formgrader/submissions/{sid}/") for s, sid in links.items()}
     for student, text in pages.items():
-        assert "For the grader only" in text and "Rubric (3 points; for the grader)" in text, student
+        assert "For the grader only" in text and "Rubric (4 points; for the grader)" in text, student
         assert f'id="{CELL}"' in text, f"no score box for {CELL} on {student}'s page"
     assert "Needs review: pending" in pages["bob"] and "torch.allclose" in pages["bob"]
     assert "Needs review" not in pages["alice"]
@@ -120,7 +120,7 @@ def test_formgrader_shows_rubric_and_review_reasons_and_no_hidden_test(graded, s
     leaks = {line for line in hidden for text in shown if line in text}
     assert not leaks, f"hidden-test lines in what formgrader shows: {sorted(leaks)[:3]}"
     feedback = (graded["out"] / "feedback" / "alice.html").read_text()
-    assert "For the grader only" not in feedback and "Rubric (3 points" not in feedback
+    assert "For the grader only" not in feedback and "Rubric (4 points" not in feedback
 
 
 # ---------------------------------------------------------------- the browser

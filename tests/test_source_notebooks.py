@@ -58,7 +58,8 @@ def test_graded_cells_match_the_spec(aid):
     """The assignment's graded cells are the ones COURSE_SPEC fixes (instructors rely on the names)."""
     expected = {"resnet_blocks": {"residual_block", "plain_vs_residual", "adapt_resnet18"},
                 "pneumonia_training": {"train_one_epoch", "evaluate", "train_resnet", "grad_cam"},
-                "resnet_from_scratch": {"basic_block", "make_layer", "fixed_block", "fixed_block_bugs", "quiz"},
+                "resnet_from_scratch": {"bottleneck_block", "preact_block", "make_layer", "fixed_block", "fixed_block_bugs",
+                                        "quiz"},
                 "unet_segmentation": {"double_conv", "unet", "resnet_unet", "dice_coefficient", "train_unet"}}
     nb = source(aid)
     assert {nbs.grade_id(c) for c in nb.cells if nbs.is_solution(c)} == expected[aid]

@@ -1,6 +1,7 @@
-"""resnet_from_scratch: wrong and right answers for `basic_block`, `make_layer`, `fixed_block`, `quiz`.
+"""resnet_from_scratch: wrong and right answers for `bottleneck_block`, `preact_block`, `make_layer`,
+`fixed_block`, `quiz`.
 
-Every graded cell comes before or after part 4's training experiment, which is skipped while grading
+Every graded cell comes before or after part 5's training experiment, which is skipped while grading
 (it checks NBGRADER_EXECUTION), so the suite grades the notebook up to the last quiz check
 (LAST_CHECK): the fixtures (`stop_after`), and through test_grading.GRADED_UP_TO the reference and
 the untouched release too. Nothing is trained for grading.
@@ -14,16 +15,11 @@ from . import Case, mistake
 
 SOURCE = read(load_course().assignments["resnet_from_scratch"].notebook("source"))
 REF = reference_answers(SOURCE)
-BLOCK, LAYER, FIXED, QUIZ = REF["basic_block"], REF["make_layer"], REF["fixed_block"], REF["quiz"]
+BOTTLENECK, PREACT = REF["bottleneck_block"], REF["preact_block"]
+LAYER, FIXED, QUIZ = REF["make_layer"], REF["fixed_block"], REF["quiz"]
 STARTER = starter_code(cells_by_grade_id(SOURCE)["fixed_block"])   # the tutorial's buggy block
-LAST_CHECK = "test_quiz_q14"
-KEY = {"q1": "b", "q2": "a", "q3": "d", "q4": "c", "q5": "d", "q6": "a", "q7": "c",
-       "q8": "b", "q9": "c", "q10": "c", "q11": "a", "q12": "d", "q13": "b", "q14": "a"}
-# The answer key of the seed notebook's quiz (questions 1-10), which the corrected quiz keeps at the
-# same letters: right where the seed was right (q2, q4, q6, q7, q10), the seed's wrong answer (or,
-# for its nonsense question 9, a distractor) where it was wrong.
-SEED_KEY = {"q1": "a", "q2": "a", "q3": "a", "q4": "c", "q5": "c", "q6": "a", "q7": "c",
-            "q8": "c", "q9": "a", "q10": "c"}
+LAST_CHECK = "test_quiz_q05"
+KEY = {"q1": "c", "q2": "b", "q3": "b", "q4": "c", "q5": "a"}
 assert QUIZ.splitlines()[1].startswith("quiz_answers = {") and all(f'"{q}": "{a}"' in QUIZ for q, a in KEY.items()), (
     "the quiz key of the source notebook changed: update KEY here")
 
@@ -41,10 +37,17 @@ def quiz(answers):
     return "quiz_answers = {\n" + "".join(f"    {q!r}: {a!r},\n" for q, a in answers.items()) + "}"
 
 
-# ------------------------------------------------------------------ basic_block
-ADD_AND_RELU = "out = out + identity\n        return self.relu(out)"
-CONV2_STRIDE = "kernel_size=3, stride=1,\n                               padding=1, bias=False)\n        self.bn2"
-KEEP_DOWNSAMPLE = "self.downsample = downsample"
+# ------------------------------------------------------------------ bottleneck_block
+B_ADD_AND_RELU = "out = out + identity\n        return self.relu(out)"
+B_CONV1 = "self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)"
+B_CONV2 = "self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)"
+B_BN2_LINE = "        self.bn2 = nn.BatchNorm2d(out_channels)\n"
+B_MID = "out = self.relu(self.bn2(self.conv2(out)))"
+B_LAST = "out = self.bn3(self.conv3(out))"
+
+# ------------------------------------------------------------------ preact_block
+P_RETURN = "return out + shortcut"
+P_SHORTCUT = "shortcut = x if self.downsample is None else self.downsample(a)"
 
 # ------------------------------------------------------------------ make_layer
 DOWNSAMPLE_RULE = "if stride != 1 or self.in_channels != out_channels * block.expansion:"
@@ -53,25 +56,37 @@ LAYER_BODY = LAYER[LAYER.index("        downsample = None\n"):LAYER.index("     
 
 # ------------------------------------------------------------------ fixed_block
 SHORTCUT_RULE = "if stride != 1 or in_channels != filters:"
-FIXED_CONV2 = "self.conv2 = nn.Conv2d(filters, filters, kernel_size, stride=1, padding=padding)"
-BUGGY_CONV2 = "self.conv2 = nn.Conv2d(filters, filters, kernel_size, stride=stride, padding=padding)"
+FIXED_CONV2 = "self.conv2 = nn.Conv2d(filters, filters, kernel_size, stride=1, padding=padding, bias=False)"
+FIXED_CONV2_STRIDED = "self.conv2 = nn.Conv2d(filters, filters, kernel_size, stride=stride, padding=padding, bias=False)"
+STARTER_CONV2 = "self.conv2 = nn.Conv2d(filters, filters, kernel_size, stride=stride, padding=padding)"
 
 CASES = [
-    # ---- basic_block: mistakes
-    wrong("block_missing_skip", "basic_block", mistake(BLOCK, (ADD_AND_RELU, "return self.relu(out)"))),
-    wrong("block_relu_before_add", "basic_block",
-          mistake(BLOCK, (ADD_AND_RELU, "return self.relu(out) + identity"))),
-    wrong("block_downsample_ignored", "basic_block",
-          mistake(BLOCK, ("identity = self.downsample(x)", "identity = x"))),
-    wrong("block_stride_on_both_convs", "basic_block",
-          mistake(BLOCK, (CONV2_STRIDE, CONV2_STRIDE.replace("stride=1", "stride=stride")))),
-    wrong("block_builds_own_shortcut", "basic_block", mistake(BLOCK, (KEEP_DOWNSAMPLE, """self.downsample = None
-        if stride != 1 or in_channels != out_channels:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(out_channels))"""))),
-    wrong("block_adds_into_input", "basic_block",
-          mistake(BLOCK, (ADD_AND_RELU, "identity += out\n        return self.relu(identity)"))),
+    # ---- bottleneck_block: mistakes
+    wrong("block_missing_skip", "bottleneck_block", mistake(BOTTLENECK, (B_ADD_AND_RELU, "return self.relu(out)"))),
+    wrong("bottleneck_relu_before_add", "bottleneck_block",
+          mistake(BOTTLENECK, (B_ADD_AND_RELU, "return self.relu(out) + identity"))),
+    wrong("bottleneck_stride_on_first_1x1", "bottleneck_block",   # He et al.'s v1, not the contract's v1.5
+          mistake(BOTTLENECK, (B_CONV1, B_CONV1.replace("kernel_size=1,", "kernel_size=1, stride=stride,")),
+                  (B_CONV2, B_CONV2.replace("stride=stride", "stride=1")))),
+    wrong("bottleneck_missing_bn2", "bottleneck_block",
+          mistake(BOTTLENECK, (B_BN2_LINE, ""), (B_MID, "out = self.relu(self.conv2(out))"))),
+    wrong("bottleneck_no_expansion", "bottleneck_block",
+          mistake(BOTTLENECK, ("out_channels * self.expansion, kernel_size=1", "out_channels, kernel_size=1"),
+                  ("nn.BatchNorm2d(out_channels * self.expansion)", "nn.BatchNorm2d(out_channels)"))),
+    wrong("bottleneck_relu_after_bn3", "bottleneck_block", mistake(BOTTLENECK, (B_LAST, "out = self.relu(self.bn3(self.conv3(out)))"))),
+    wrong("bottleneck_conv_bias", "bottleneck_block", mistake(BOTTLENECK, (", bias=False)", ")"))),
+    wrong("bottleneck_downsample_ignored", "bottleneck_block",
+          mistake(BOTTLENECK, ("identity = self.downsample(x)", "identity = x"))),
+    # ---- preact_block: mistakes
+    wrong("preact_relu_after_add", "preact_block", mistake(PREACT, (P_RETURN, "return self.relu(out + shortcut)"))),
+    wrong("preact_downsample_reads_raw_input", "preact_block",
+          mistake(PREACT, (P_SHORTCUT, "shortcut = x if self.downsample is None else self.downsample(x)"))),
+    wrong("preact_identity_through_bn1", "preact_block",
+          mistake(PREACT, (P_SHORTCUT, "shortcut = a if self.downsample is None else self.downsample(a)"))),
+    wrong("preact_bn1_over_out_channels", "preact_block",
+          mistake(PREACT, ("self.bn1 = nn.BatchNorm2d(in_channels)", "self.bn1 = nn.BatchNorm2d(out_channels)"))),
+    wrong("preact_post_activation_order", "preact_block",   # conv → BN → ReLU inside the branch
+          mistake(PREACT, ("out = self.conv2(self.relu(self.bn2(out)))", "out = self.relu(self.bn2(self.conv2(self.relu(out))))"))),
     # ---- make_layer: mistakes
     wrong("layer_never_downsample", "make_layer", mistake(LAYER, (DOWNSAMPLE_RULE, "if False:"))),
     wrong("layer_downsample_on_stride_only", "make_layer", mistake(LAYER, (DOWNSAMPLE_RULE, "if stride != 1:"))),
@@ -86,37 +101,74 @@ CASES = [
     # ---- fixed_block: the untouched tutorial block, half fixes and wrong fixes
     wrong("fixed_untouched_starter", "fixed_block", STARTER),
     wrong("fixed_stride_bug_only", "fixed_block",
-          mistake(STARTER, (BUGGY_CONV2, FIXED_CONV2))),
-    wrong("fixed_shortcut_bug_only", "fixed_block", mistake(FIXED, (FIXED_CONV2, BUGGY_CONV2))),
+          mistake(STARTER, (STARTER_CONV2, STARTER_CONV2.replace("stride=stride", "stride=1")))),
+    wrong("fixed_shortcut_bug_only", "fixed_block", mistake(FIXED, (FIXED_CONV2, FIXED_CONV2_STRIDED))),
     wrong("fixed_projection_always", "fixed_block", mistake(FIXED, (SHORTCUT_RULE, "if True:"))),
     wrong("fixed_stride_moved_to_conv2", "fixed_block",
-          mistake(FIXED, ("self.conv1 = nn.Conv2d(in_channels, filters, kernel_size, stride=stride, padding=padding)",
-                          "self.conv1 = nn.Conv2d(in_channels, filters, kernel_size, stride=1, padding=padding)"),
-                  (FIXED_CONV2, BUGGY_CONV2))),
-    # ---- quiz: the seed notebook's answer key loses exactly the questions it got wrong
-    wrong("quiz_tutorial_key", "quiz", quiz({**KEY, **SEED_KEY}),
-          loses=["test_quiz_q01", "test_quiz_q03", "test_quiz_q05", "test_quiz_q08", "test_quiz_q09"]),
-    wrong("quiz_code_questions_wrong", "quiz",
-          quiz({**KEY, "q11": "b", "q12": "a", "q13": "d", "q14": "b"}),
-          loses=["test_quiz_q11", "test_quiz_q12", "test_quiz_q13", "test_quiz_q14"]),
+          mistake(FIXED, ("self.conv1 = nn.Conv2d(in_channels, filters, kernel_size, stride=stride, padding=padding, bias=False)",
+                          "self.conv1 = nn.Conv2d(in_channels, filters, kernel_size, stride=1, padding=padding, bias=False)"),
+                  (FIXED_CONV2, FIXED_CONV2_STRIDED))),
+    # The two shape bugs fixed, Keras' conv biases kept (the third bug of the rubric).
+    wrong("fixed_keeps_conv_bias", "fixed_block", mistake(FIXED, (", padding=padding, bias=False)", ", padding=padding)"))),
+    # ---- quiz: intuitive but wrong predictions lose exactly their questions
+    # (name kept: tests/test_gradescope.py grades it) BN parameters forgotten, a post-activation block taken
+    # for the identity, its gradient taken for the identity path's.
+    wrong("quiz_tutorial_key", "quiz", quiz({**KEY, "q1": "b", "q3": "a", "q4": "a"}),
+          loses=["test_quiz_q01", "test_quiz_q03", "test_quiz_q04"]),
+    wrong("quiz_shape_and_stride_wrong", "quiz", quiz({**KEY, "q2": "c", "q5": "d"}),
+          loses=["test_quiz_q02", "test_quiz_q05"]),
     # ---- right answers written differently
-    right("block_functional_relu_with_bias", "basic_block", '''
-class BasicBlock(nn.Module):
+    right("bottleneck_functional_tuples", "bottleneck_block", '''
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, in_channels, out_channels, stride=1, downsample=None):
+        super().__init__()
+        width, wide = out_channels, out_channels * self.expansion
+        self.downsample = downsample
+        self.conv1 = nn.Conv2d(in_channels, width, 1, 1, 0, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, (3, 3), (stride, stride), (1, 1), bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, wide, kernel_size=(1, 1), bias=False)
+        self.bn3 = nn.BatchNorm2d(wide)
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = F.relu(self.bn2(self.conv2(h)))
+        h = self.bn3(self.conv3(h))
+        return F.relu(h + (self.downsample(x) if self.downsample is not None else x))
+'''),
+    right("bottleneck_loop_and_inplace_add", "bottleneck_block", mistake(BOTTLENECK, (
+        "        out = self.relu(self.bn1(self.conv1(x)))\n        out = self.relu(self.bn2(self.conv2(out)))\n"
+        "        out = self.bn3(self.conv3(out))\n        out = out + identity\n",
+        "        out = x\n"
+        "        for i, (conv, bn) in enumerate([(self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3)]):\n"
+        "            out = bn(conv(out))\n"
+        "            if i < 2:\n"
+        "                out = self.relu(out)\n"
+        "        out += identity\n"))),
+    right("preact_functional_same_padding", "preact_block", '''
+class PreActBlock(nn.Module):
     expansion = 1
 
     def __init__(self, in_channels, out_channels, stride=1, downsample=None):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1)
-        self.bn2 = nn.BatchNorm2d(out_channels)
         self.downsample = downsample
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, padding=(1, 1), bias=False)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding="same", bias=False)
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
 
     def forward(self, x):
-        shortcut = x if self.downsample is None else self.downsample(x)
-        h = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(h)) + shortcut)
+        pre = F.relu(self.bn1(x))
+        residual = self.conv2(F.relu(self.bn2(self.conv1(pre))))
+        if self.downsample is not None:
+            return residual + self.downsample(pre)
+        return residual + x
 '''),
+    right("preact_inplace_relu_and_add", "preact_block", mistake(PREACT, (
+        "self.relu = nn.ReLU()", "self.relu = nn.ReLU(inplace=True)"), (P_RETURN, "out += shortcut\n        return out"))),
     right("layer_strides_list", "make_layer", LAYER.replace(LAYER_BODY, '''\
         layers = []
         for s in [stride] + [1] * (num_blocks - 1):
@@ -142,25 +194,11 @@ class BasicBlock(nn.Module):
             stage.append(block(in_channels=width, out_channels=out_channels))
         layers = list(stage)
 ''')),
-    # Written from the contract (part 2's table, part 5's tutorial): batch norm with the running
-    # statistics in train mode too (eval mode is exact), which only a train-mode check sees.
-    wrong("block_running_stats_when_training", "basic_block", mistake(BLOCK, (
-        "        out = self.relu(self.bn1(self.conv1(x)))\n        out = self.bn2(self.conv2(out))\n",
-        "        out = self.relu(F.batch_norm(self.conv1(x), self.bn1.running_mean, self.bn1.running_var,\n"
-        "                                     self.bn1.weight, self.bn1.bias))\n"
-        "        out = F.batch_norm(self.conv2(out), self.bn2.running_mean, self.bn2.running_var,\n"
-        "                           self.bn2.weight, self.bn2.bias)\n"))),
-    # Equivalent spellings of padding 1 (a tuple, "same" at stride 1): the same convolutions.
-    right("block_tuple_and_same_padding", "basic_block", mistake(BLOCK, (
-        "kernel_size=3, stride=stride,\n                               padding=1, bias=False)",
-        "kernel_size=(3, 3), stride=stride,\n                               padding=(1, 1), bias=False)"), (
-        "kernel_size=3, stride=1,\n                               padding=1, bias=False)",
-        "kernel_size=3, stride=1,\n                               padding=\"same\", bias=False)"))),
     right("fixed_same_padding", "fixed_block", mistake(FIXED, (
         "        padding = kernel_size // 2\n",
         "        padding = \"same\" if stride == 1 else (kernel_size // 2, kernel_size // 2)\n"), (
-        "self.conv2 = nn.Conv2d(filters, filters, kernel_size, stride=1, padding=padding)",
-        "self.conv2 = nn.Conv2d(filters, filters, kernel_size, stride=1, padding=\"same\")"))),
+        "self.conv2 = nn.Conv2d(filters, filters, kernel_size, stride=1, padding=padding, bias=False)",
+        "self.conv2 = nn.Conv2d(filters, filters, kernel_size, stride=1, padding=\"same\", bias=False)"))),
     right("fixed_shortcut_none_no_bias", "fixed_block", '''
 class ResidualBlock(nn.Module):
     def __init__(self, in_channels, filters, kernel_size=3, stride=1):
@@ -172,7 +210,8 @@ class ResidualBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(filters)
         self.shortcut = None
         if stride != 1 or in_channels != filters:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, filters, 1, stride), nn.BatchNorm2d(filters))
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, filters, 1, stride, bias=False),
+                                          nn.BatchNorm2d(filters))
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
