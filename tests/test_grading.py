@@ -110,7 +110,7 @@ def test_cheating_earns_nothing(aid, attack, grading_batches, request):
     report_table(request.node, run)
     result, bar = run["report"].results[attack.name], run["report"].results[attack.honest]
     request.node.user_properties.append(("cheating_row", (attack.name, (
-        attack.cls, attack.expect, result.status, result.score, bar.score, result.max_score,
+        attack.cls, str(attack.expect), str(result.status), result.score, bar.score, result.max_score,
         "; ".join(result.review)[:90]))))
     assert bar.status == "graded" and not bar.review, f"the honest bar {bar.name}: {bar.status} {bar.review}"
     if attack.expect == cheating.REVIEW:
