@@ -68,9 +68,9 @@ test: venv ## everything CI runs: nbval on source/, freshness + integrity of rel
 test-fast: venv ## the same without executing notebooks or grading  [under a minute on 2 cores]
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
-grade: venv ## grade a class: make grade ASSIGNMENT=id [SUBMISSIONS=zip|dir] [JOBS=n] → autograder/results/<id>/
-	@test -n "$(ASSIGNMENT)" || (echo "usage: make grade ASSIGNMENT=<id> [SUBMISSIONS=<zip|dir>] [JOBS=n]"; exit 2)
-	$(BIN)/coursekit grade $(ASSIGNMENT) $(SUBMISSIONS) --jobs $(JOBS)
+grade: venv ## grade a class: make grade ASSIGNMENT=id [SUBMISSIONS=zip|dir] [JOBS=n] [FRESH=1] → autograder/results/<id>/
+	@test -n "$(ASSIGNMENT)" || (echo "usage: make grade ASSIGNMENT=<id> [SUBMISSIONS=<zip|dir>] [JOBS=n] [FRESH=1]"; exit 2)
+	$(BIN)/coursekit grade $(ASSIGNMENT) $(SUBMISSIONS) --jobs $(JOBS) $(if $(FRESH),--fresh)
 
 mutants: venv ## mutation analysis of the hidden tests: make mutants [ASSIGNMENT=id] [CELL=grade_id] [LIMIT=n] → autograder/results/mutants/  [not in make test: README]
 	$(BIN)/coursekit mutants $(ASSIGNMENT) $(if $(CELL),--cell $(CELL)) $(if $(LIMIT),--limit $(LIMIT)) --jobs $(JOBS)

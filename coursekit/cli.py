@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="an LMS zip, or a folder of <student>.ipynb or <student>/<id>.ipynb")
     p.add_argument("--out", type=Path, help="results folder (default autograder/results/<id>)")
     p.add_argument("--jobs", type=int, help="parallel workers (default: number of cores)")
+    p.add_argument("--fresh", action="store_true",
+                   help="set the course graded so far aside (autograder/work/<id>/course.before-<time>) and "
+                        "grade into a new one: after the source notebook's graded cells changed")
 
     p = sub.add_parser("review", help="list the submissions that need review, or accept/reject one")
     p.add_argument("assignment")
@@ -114,7 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         from .grading.batch import grade_batch
         from .grading.report import print_summary
         from .grading.results import Status
-        report = grade_batch(args.assignment, args.submissions, out=args.out, jobs=args.jobs)
+        from .grading.batch import SourceChanged
+        try:
+            report = grade_batch(args.assignment, args.submissions, out=args.out, jobs=args.jobs,
+                                 fresh=args.fresh)
+        except SourceChanged as err:
+            print(err, file=sys.stderr)
+            return 2
         print_summary(report)
         return 3 if any(r.status == Status.GRADER_ERROR for r in report.results.values()) else 0
     elif args.command == "formgrade":

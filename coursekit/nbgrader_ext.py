@@ -20,7 +20,9 @@
   cell and `max_notebook_output` per notebook. nbclient keeps every output message of the
   student's kernel in the grader's own memory, so a cell that prints without end (an output
   flood) would otherwise grow the grader, the graded notebook and the feedback page until the
-  cell's time limit, with no sandbox in between.
+  cell's time limit, with no sandbox in between. Once a cell is past its cap, the end of its
+  output is not waited for: a kernel that floods faster than the grader reads fills the queues
+  between them, where ZeroMQ drops what does not fit, the message that ends the cell included.
 """
 
 import traceback
@@ -184,7 +186,20 @@ class ExecuteWithOutputCap(Execute):
     def preprocess(self, nb, resources=None, km=None):
         self._output_bytes: dict[int, int] = {}
         self._truncated: set[int] = set()
-        return super().preprocess(nb, resources, km)
+        self._raise_on_iopub_timeout = self.raise_on_iopub_timeout
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            self.raise_on_iopub_timeout = self._raise_on_iopub_timeout
+
+    async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
+        # A capped cell's last messages (its error and the kernel's "idle") may never come: the
+        # kernel's publisher drops messages while the grader's queue is full (ZeroMQ's high-water
+        # mark), and under load the grader reads more slowly than a flooding kernel writes. For
+        # such a cell, nbclient's wait for them (iopub_timeout) ends the cell instead of failing
+        # the notebook; the cell's reply (or its timeout) has come on the shell channel already.
+        self.raise_on_iopub_timeout = self._raise_on_iopub_timeout
+        return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
@@ -195,6 +210,7 @@ class ExecuteWithOutputCap(Execute):
         if used > self.max_cell_output or sum(self._output_bytes.values()) > self.max_notebook_output:
             if cell_index not in self._truncated:
                 self._truncated.add(cell_index)
+                self.raise_on_iopub_timeout = False       # for this cell (async_execute_cell)
                 outs.append(new_output("stream", name="stderr",
                                        text=self.NOTICE.format(mb=self.max_cell_output / 2**20)))
             return None

@@ -53,3 +53,29 @@ def test_rerun_resubmission_and_review(tmp_path):
 
     grade_batch(a.id, second, out=out, work=work, jobs=1)
     assert rows(out)["alice"] == ("0.0", "")           # the re-submission replaced the grade
+
+
+def test_a_changed_source_is_refused_until_graded_fresh(tmp_path, capsys):
+    """nbgrader keeps one set of graded cells per gradebook: grading the class again after the source
+    gained a graded cell stops before anyone is graded and says what to do; with `fresh` the old
+    master course (hand grades, reviews) is set aside and the class graded anew."""
+    from coursekit.grading.batch import SourceChanged
+
+    a = load_course().assignments["resnet_blocks"]
+    release, source = nbs.read(a.notebook("release")), nbs.read(a.notebook("source"))
+    submissions, work, out = tmp_path / "submissions", tmp_path / "work", tmp_path / "out"
+    nbs.write(nbs.prefix(release, "test_residual_block_shapes"), submissions / "alice.ipynb")
+    for stop in ("test_residual_block_shapes", "test_residual_block_structure"):
+        nbs.write(nbs.prefix(source, stop), tmp_path / f"{stop}.ipynb")
+
+    grade_batch(a.id, submissions, out=out, work=work, jobs=1, source=tmp_path / "test_residual_block_shapes.ipynb")
+    later = tmp_path / "test_residual_block_structure.ipynb"
+    with pytest.raises(SourceChanged, match="--fresh"):
+        grade_batch(a.id, submissions, out=out, work=work, jobs=1, source=later)
+    assert statuses(out) == {"alice": "graded"}                  # the results of the first run stand
+
+    report = grade_batch(a.id, submissions, out=out, work=work, jobs=1, source=later, fresh=True)
+    assert set(report.cell_max) == {"test_residual_block_shapes", "test_residual_block_structure"}
+    aside = [p.name for p in work.iterdir() if p.name.startswith("course.before-")]
+    assert len(aside) == 1 and (work / aside[0] / "gradebook.db").exists(), aside
+    assert "set aside" in capsys.readouterr().out

@@ -60,3 +60,12 @@ def test_a_timed_out_cell_is_the_status(tmp_path):
     source = new_notebook(cells=[cell("answer", "x = 1"), cell("test_x", "assert x == 1", points=1)])
     result = kernel_ran(tmp_path, source, {0: new_output("error", ename="CellTimeoutError", evalue="", traceback=[])})
     assert result.status == "timed out" and "10 s" in result.reason
+
+
+def test_output_that_never_ends_after_the_reply_is_a_timeout_not_a_grader_error():
+    from coursekit.grading.execute import failure
+
+    log = "nbclient.exceptions.CellTimeoutError: A cell timed out while it was being executed, after 4 seconds.\n" \
+          "The message was: Timeout waiting for IOPub output."
+    status, reason = failure(log, cell_timeout=10)
+    assert status == "timed out" and "output did not end" in reason

@@ -37,12 +37,17 @@ from .submission import BatchSetup
 
 
 # ---------------------------------------------------------------- the batch
+class SourceChanged(nbgrader_run.GraderError):
+    """The master course was graded with a source notebook whose graded cells were other ones."""
+
+
 def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
                 work: Path | None = None, source: Path | None = None,
-                jobs: int | None = None, limits: dict | None = None) -> GradeReport:
+                jobs: int | None = None, limits: dict | None = None, fresh: bool = False) -> GradeReport:
     """Grade every submission (a folder or an LMS zip); write grades, statuses, feedback.
     `source` replaces the assignment's notebook (the grading suite grades a prefix of it);
-    `limits` overrides its course.toml limits (cell_timeout, memory_gb, ...)."""
+    `limits` overrides its course.toml limits (cell_timeout, memory_gb, ...); `fresh` sets the
+    master course graded so far aside (`set_aside`) and starts a new one."""
     started = time.monotonic()
     phases: dict[str, float] = {}
     clock = [started]
@@ -62,8 +67,10 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
     shutil.rmtree(template, ignore_errors=True)
     kernel_course(template, a.id, source_nb)
     course = layout.master_course(work)
+    if fresh and course.exists():
+        set_aside(course)
     if (course / "gradebook.db").exists():      # the master gradebook: refreshed, its grades kept
-        kernel_course(course, a.id, source_nb)
+        refresh_master(course, a.id, source_nb)
     else:
         shutil.copytree(template, course)
     for private in (template, course):          # never the sandbox's to read (without a mount namespace)
@@ -102,6 +109,31 @@ def grade_batch(assignment_id: str, submissions: Path, out: Path | None = None,
     statuses = {student: r.status for student, r in graded.results.items()}
     gradebook.export(course, a.id, out, statuses)   # grades.csv, cell_scores.csv: hand grades included
     return graded
+
+
+def refresh_master(course: Path, aid: str, source_nb) -> None:
+    """The master course with the current source notebook. nbgrader keeps one set of graded cells
+    per gradebook once students are graded in it: a source whose graded cells were added, removed
+    or renamed since then is refused (SourceChanged), with what to do."""
+    try:
+        kernel_course(course, aid, source_nb)
+    except nbgrader_run.GraderError as err:
+        if "Cannot add or remove cells" not in str(err):
+            raise
+        raise SourceChanged(
+            f"{aid}: the source notebook's graded cells changed since the class was graded in {course} "
+            f"(nbgrader keeps one set per gradebook). To grade the whole class again with this version, "
+            f"rerun with --fresh (make grade ... FRESH=1): the old course, with its hand grades and "
+            f"reviews, is set aside next to it; or grade with the source as it was.") from None
+
+
+def set_aside(course: Path) -> Path:
+    """Move a master course out of the way (`course.before-<UTC time>`), nothing deleted."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = course.with_name(f"{course.name}.before-{stamp}")
+    course.rename(target)
+    print(f"the course graded so far is set aside in {target} (hand grades and reviews with it)")
+    return target
 
 
 def run_workers(setup: BatchSetup, found: dict[str, Path], jobs: int):

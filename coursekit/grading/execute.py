@@ -152,6 +152,8 @@ def read_result(work: Path, aid: str, student: str, log: str, timed_out: bool,
 def failure(log: str, cell_timeout: float) -> tuple[Status, str]:
     """Status of a submission nbgrader could not finish, read from its log: the student's kernel
     (timed out, crashed), or nbgrader itself (grader error)."""
+    if "Timeout waiting for IOPub output" in log:     # the reply came, the cell's output did not end
+        return Status.TIMED_OUT, "a cell's output did not end after its reply came"
     if "CellTimeoutError" in log or "UnresponsiveKernelError" in log:
         return Status.TIMED_OUT, f"a cell ran past {cell_timeout:g} s and could not be interrupted"
     if "DeadKernelError" in log or "Kernel died" in log or "kernel died" in log:

@@ -140,12 +140,10 @@ CASES = [
     # that run early where the kernel went on: needs review.
     Hostile("hostile_output_flood", "needs review", answer(
         "while True:\n    print('flood ' * 2000, flush=True)"), evidence="output truncated by the grader",
-        # As the instructor's own user, the flooding kernel and the grader's nbclient share the user's
-        # CPU with nothing between them: on a busy machine the interrupt at the cell timeout may not be
-        # answered before nbclient gives up, and the submission is "timed out" instead (its points come
-        # from the verification run either way; SECURITY.md). The test accepts either outcome there, with the evidence when it is graded.
+        # Under load the flooding kernel outruns the grader and ZeroMQ drops the cell's last messages:
+        # the grader does not wait for them once the cell is capped (ExecuteWithOutputCap), in every mode.
         elsewhere={NO_NAMESPACES: ("needs review", "output truncated by the grader"),
-                   OWN_USER: (("needs review", "timed out"), "output truncated by the grader")}),
+                   OWN_USER: ("needs review", "output truncated by the grader")}),
     # kill(-1): every process the kernel may signal. Its own PID namespace (full sandbox) or its own
     # uid (no namespaces) leave it nothing else to kill; as the instructor's own user it kills the
     # grader itself: tests/test_grading_modes.py asserts exactly that (SECURITY.md).
