@@ -523,6 +523,16 @@ def _make_layer(ref_ns, mut_ns, data):
     classes = data.draw(st.integers(1, 4), label="classes")
     x = _images(data, 3, st.integers(1, 9), batch=(1, 2))
     same_module(ref_ns, mut_ns, lambda ns: ns["ResNet"](block, blocks, num_classes=classes), x)
+    if data.draw(st.booleans(), label="a stage at an unchanged width"):
+        # The method's own contract, beyond the four stages ResNet builds (each of which widens the
+        # tensor): stride 2 at an unchanged width changes the shape too.
+        width, n = 64 * block.expansion, data.draw(st.integers(1, 2), label="stage blocks")
+
+        def stage(ns):
+            model = ns["ResNet"](block, [1, 1, 1, 1])
+            model.in_channels = width
+            return model._make_layer(block, 64, n, stride=2)
+        same_module(ref_ns, mut_ns, stage, _images(data, width, st.integers(1, 9), batch=(1, 2)))
 
 
 def _fixed_block(ref_ns, mut_ns, data):

@@ -94,6 +94,10 @@ CASES = [
             ('best_state = val["auc"], copy.deepcopy(model.state_dict())', 'best_state = val["auc"], model.state_dict()')),
     fitting("fit_best_weights_not_loaded", ("    model.load_state_dict(best_state)\n", "")),
     fitting("fit_trains_on_validation", ("train_one_epoch(model, train_loader,", "train_one_epoch(model, val_loader,")),
+    # Found by make mutants: the set-up the task states, each part left out (a constant learning rate;
+    # AdamW's default weight decay, 0.01).
+    fitting("fit_without_one_cycle", ("    one_cycle(optimizer, lr, epochs, len(train_loader))\n", "")),
+    fitting("fit_default_weight_decay", (", weight_decay=1e-4)", ")")),
     # ---- grad_cam: mistakes
     cam("cam_no_relu", (WEIGHTED_SUM, WEIGHTED_SUM.replace("F.relu(", "(", 1))),
     cam("cam_predicted_class",

@@ -98,6 +98,10 @@ CASES = [
           mistake(LAYER, ("out_channels * block.expansion", "out_channels"))),
     wrong("layer_downsample_with_bias", "make_layer",
           mistake(LAYER, ("stride=stride, bias=False),", "stride=stride),"))),
+    # Found by make mutants: a downsample only where the width changes. Every stage ResNet builds widens
+    # the tensor, so only a stage at an unchanged width with stride 2 (the method's own rule) tells.
+    wrong("layer_downsample_on_width_only", "make_layer",
+          mistake(LAYER, (DOWNSAMPLE_RULE, "if self.in_channels != out_channels * block.expansion:"))),
     # ---- fixed_block: the untouched tutorial block, half fixes and wrong fixes
     wrong("fixed_untouched_starter", "fixed_block", STARTER),
     wrong("fixed_stride_bug_only", "fixed_block",

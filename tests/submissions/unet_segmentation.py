@@ -322,6 +322,12 @@ def dice_coefficient(pred, target, eps=1e-6):
            "bce = F.binary_cross_entropy(torch.sigmoid(logits), targets)")),
     wrong("train_unet", "loss_dice_over_the_whole_batch",
           (SOFT_DICE, "soft_dice = (2 * (probs * targets).sum() + 1) / (probs.sum() + targets.sum() + 1)")),
+    # Found by make mutants: a smoothing term other than the task's + 1, invisible on large lungs, decisive
+    # on an empty mask (a tiny epsilon scores a perfect empty prediction as a total miss).
+    wrong("train_unet", "loss_soft_dice_epsilon_smoothing",
+          (SOFT_DICE, "soft_dice = (2 * (probs * targets).sum(dim=1) + 1e-6) / (probs.sum(dim=1) + targets.sum(dim=1) + 1e-6)")),
+    wrong("train_unet", "train_loss_arguments_swapped",
+          ("loss = dice_bce_loss(model(images), masks)", "loss = dice_bce_loss(masks, model(images))")),
     # ---- train_unet: mistakes in the loop
     wrong("train_unet", "train_checkpoint_not_copied",
           (BEST, "best_dice, best_state = val_dice, model.state_dict()")),
@@ -376,7 +382,7 @@ def dice_bce_loss(logits, targets):
     bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="mean")
     probs = torch.sigmoid(logits)
     inter = torch.einsum("bchw,bchw->b", probs, targets)
-    dice = (2 * inter + 1e-6) / (probs.sum((1, 2, 3)) + targets.sum((1, 2, 3)) + 1e-6)
+    dice = (2 * inter + 1) / (probs.sum((1, 2, 3)) + targets.sum((1, 2, 3)) + 1)
     return bce + (1 - dice).mean()
 
 
