@@ -69,3 +69,28 @@ def test_output_that_never_ends_after_the_reply_is_a_timeout_not_a_grader_error(
           "The message was: Timeout waiting for IOPub output."
     status, reason = failure(log, cell_timeout=10)
     assert status == "timed out" and "output did not end" in reason
+
+
+def test_a_kernel_that_never_started_is_tried_again_then_a_grader_error(tmp_path, monkeypatch):
+    """A kernel that dies before its first reply ran no student code: the kernel run is tried once
+    more, and if it fails again the submission is a grader error (to grade again), never "crashed"."""
+    from coursekit.grading import execute, sandbox
+
+    calls = []
+
+    def never_starts(*args, **kwargs):
+        calls.append(kwargs.get("student_id"))
+        return {"success": False, "log": f"[ERROR] ... RuntimeError: {execute.NEVER_STARTED}\n", "error": ""}
+
+    monkeypatch.setattr(execute.nbgrader_run, "app", never_starts)
+    monkeypatch.setattr(execute.zygote, "kernelspec", lambda *args: tmp_path / "jupyter")
+    monkeypatch.setattr(execute, "kill_sandbox", lambda config: None)
+    monkeypatch.setenv("JUPYTER_PATH", "")
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "")
+    work = tmp_path / "work"
+    work.mkdir()
+    result = execute.run_kernel(work, AID, STUDENT, sandbox.SandboxConfig(str(tmp_path), 1), "socket", tmp_path / "slot",
+                                cell_timeout=10, notebook_timeout=60)
+    assert calls == [STUDENT, STUDENT]
+    assert result.status == "grader error" and "did not start" in result.reason
+    assert (work / "autograde-try1.log").exists()

@@ -25,6 +25,9 @@ from . import layout, sandbox, zygote
 from .results import Status
 
 KERNEL_DIED = "the kernel died (crash, exit or memory cap)"
+# The kernel process ended before it answered its first message: no student code had run yet (the
+# notebook's cells come after). A failure of the grader's machinery, tried once more, never "crashed".
+NEVER_STARTED = "Kernel died before replying to kernel_info"
 
 
 @dataclass
@@ -71,16 +74,20 @@ def run_kernel(work: Path, aid: str, student: str, config: sandbox.SandboxConfig
         timed_out.set()
         kill_sandbox(config)
 
-    watchdog = threading.Timer(notebook_timeout, stop)
     start = time.monotonic()
-    watchdog.start()
-    try:
-        outcome = nbgrader_run.app(Autograde, work, settings, check=False, assignment_id=aid,
-                                   student_id=student)
-    finally:
-        watchdog.cancel()
-        kill_sandbox(config)                 # whatever the kernel left behind
-    log = outcome.get("log", "") + outcome.get("error", "")
+    for attempt in (1, 2):
+        watchdog = threading.Timer(notebook_timeout, stop)
+        watchdog.start()
+        try:
+            outcome = nbgrader_run.app(Autograde, work, settings, check=False, assignment_id=aid,
+                                       student_id=student)
+        finally:
+            watchdog.cancel()
+            kill_sandbox(config)                 # whatever the kernel left behind
+        log = outcome.get("log", "") + outcome.get("error", "")
+        if NEVER_STARTED not in log or timed_out.is_set():
+            break
+        (work / f"autograde-try{attempt}.log").write_text(log)
     (work / "autograde.log").write_text(log)
     result = read_result(work, aid, student, log, timed_out.is_set(), cell_timeout, notebook_timeout)
     result.seconds = round(time.monotonic() - start, 1)
@@ -152,6 +159,8 @@ def read_result(work: Path, aid: str, student: str, log: str, timed_out: bool,
 def failure(log: str, cell_timeout: float) -> tuple[Status, str]:
     """Status of a submission nbgrader could not finish, read from its log: the student's kernel
     (timed out, crashed), or nbgrader itself (grader error)."""
+    if NEVER_STARTED in log:
+        return Status.GRADER_ERROR, "the sandboxed kernel did not start, twice (no student code had run): grade it again"
     if "Timeout waiting for IOPub output" in log:     # the reply came, the cell's output did not end
         return Status.TIMED_OUT, "a cell's output did not end after its reply came"
     if "CellTimeoutError" in log or "UnresponsiveKernelError" in log:
