@@ -112,11 +112,14 @@ def test_cheating_earns_nothing(aid, attack, grading_batches, request):
     request.node.user_properties.append(("cheating_row", (attack.name, (
         attack.cls, str(attack.expect), str(result.status), result.score, bar.score, result.max_score,
         "; ".join(result.review)[:90]))))
-    assert bar.status == "graded" and not bar.review, f"the honest bar {bar.name}: {bar.status} {bar.review}"
+    assert bar.status == "graded" and not bar.review, \
+        f"the honest bar {bar.name}: {bar.status} {bar.review} ({bar.reason})"
     if attack.expect == cheating.REVIEW:
-        assert result.status == "needs review", f"{attack.name}: {result.status}, {result.score}/{result.max_score}"
+        assert result.status == "needs review", \
+            f"{attack.name}: {result.status}, {result.score}/{result.max_score} ({result.reason})"
     else:
-        assert result.status == "graded" and not result.review, f"{attack.name}: {result.status} {result.review}"
+        assert result.status == "graded" and not result.review, \
+            f"{attack.name}: {result.status} {result.review} ({result.reason})"
         assert result.score <= bar.score, f"{attack.name}: {result.score} > honest {bar.score}"
     assert result.score <= bar.score or result.status == "needs review"
 

@@ -24,6 +24,7 @@ grading summary prints it.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import re
 import resource
@@ -31,6 +32,7 @@ import signal
 import stat
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,7 +45,11 @@ KEPT_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "COURSE_DATA_DIR", "OMP_
             "NBGRADER_EXECUTION",                  # nbgrader's own "this is a grading run" signal
             "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
 KEPT_PREFIXES = ("JPY_", "LC_", "PYDEVD_")
-SANDBOX_UID = 61000           # a sandbox runs as uid SANDBOX_UID + worker slot
+# A sandbox runs as one of the uids SANDBOX_UID .. SANDBOX_UID + SANDBOX_UIDS - 1, leased by its worker
+# (`lease_uid`): no other grader on this machine uses it meanwhile. They must belong to nobody else.
+SANDBOX_UID, SANDBOX_UIDS = 61000, 1000
+# Where the leases are (the first of these that is, or can be made, a folder only root may change).
+LEASE_PARENTS = ("/run", "/var/run", tempfile.gettempdir())
 CGROUP_V2 = Path("/sys/fs/cgroup")
 CGROUP_V1 = Path("/sys/fs/cgroup/memory")
 # linux/sched.h
@@ -216,6 +222,61 @@ def release_cgroup(group: str) -> None:
         os.rmdir(group)
     except OSError:
         pass
+
+
+# ---------------------------------------------------------------- the sandbox's uid
+@dataclass
+class UidLease:
+    """A sandbox uid this worker holds alone; `release()` (or the worker's exit) frees it."""
+
+    uid: int
+    fd: int
+
+    def release(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+class NoSandboxUid(RuntimeError):
+    """No sandbox uid could be leased."""
+
+
+def lease_folder() -> Path:
+    """The folder of the uid leases: root's own, not writable by anyone else (a sandbox that could
+    write it could take every lease)."""
+    for parent in LEASE_PARENTS:
+        folder = Path(parent) / "coursekit-sandbox-uids"
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            info = os.lstat(folder)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and not info.st_mode & 0o022:
+            return folder
+    raise NoSandboxUid(f"no folder for the sandbox uid leases: make one of {', '.join(LEASE_PARENTS)} "
+                       f"hold a folder coursekit-sandbox-uids owned by root, mode 700")
+
+
+def lease_uid() -> UidLease:
+    """The first sandbox uid no other grader on this machine holds (an exclusive lock on a file per
+    uid), its leftover processes killed. Two batches graded at once (two assignments, two courses on one
+    server, the tests' parallel workers) must not share a uid: its processes count against one
+    process limit machine-wide (a fork bomb in one batch would keep the other's kernels from
+    starting), and without namespaces the grader kills all of a uid's processes after each run."""
+    folder = lease_folder()
+    for uid in range(SANDBOX_UID, SANDBOX_UID + SANDBOX_UIDS):
+        fd = os.open(folder / str(uid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        kill_uid(uid)                    # what a grader that died holding it left running
+        return UidLease(uid, fd)
+    raise NoSandboxUid(f"all {SANDBOX_UIDS} sandbox uids from {SANDBOX_UID} are in use by other graders: "
+                       f"grade with fewer workers (--jobs) or after the other batches")
 
 
 # ---------------------------------------------------------------- inside, right after the fork

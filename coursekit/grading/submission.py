@@ -5,7 +5,7 @@
 
 `grade_one(ctx, student, notebook)` does it in a grading worker; `ctx` (a `WorkerContext`) is
 everything the worker holds for the whole batch: the batch's setup (`batch_setup`), its slot
-(sandbox uid, GPU), its folder and memory cgroup, and the notebooks and secrets read once. The
+(folder, GPU), its leased sandbox uid and memory cgroup, and the notebooks and secrets read once. The
 sandboxes come from a zygote (`serving`). `grade_alone` grades one submission without a master
 course (Gradescope); `batch.py` grades a class.
 """
@@ -64,9 +64,10 @@ class WorkerContext:
     """A grading worker's fixed resources and what it read once for the batch."""
 
     setup: BatchSetup
-    slot: int                              # its sandbox uid (SANDBOX_UID + slot) and GPU
+    slot: int                              # its place in the batch (its folder, its GPU)
     folder: Path                           # its scratch folder (kernelspec, runtime files)
     cgroup: str | None                     # its memory cgroup, None where there are none
+    lease: sandbox.UidLease | None         # its sandbox's uid, where the grader is root
     source: nbformat.NotebookNode          # the instructor's notebook, hidden tests included
     release: nbformat.NotebookNode         # the students' notebook (repair's reference)
     secrets: frozenset[str]                # solution and hidden-test lines: scrubbed from messages
@@ -75,16 +76,18 @@ class WorkerContext:
 
 def worker_context(setup: BatchSetup, slot: int, scratch: Path) -> WorkerContext:
     """A worker's context: its folder under `scratch`, its memory cgroup (where there are
-    cgroups; the caller releases it), the notebooks and secrets."""
+    cgroups) and sandbox uid (where the grader is root; the caller releases both, see `release`),
+    the notebooks and secrets."""
     a = setup.assignment
     folder = scratch / f"w{slot}"
     folder.mkdir(parents=True, exist_ok=True)
     group = sandbox.memory_cgroup(f"{os.getpid()}-{slot}", int(a.memory_gb * 2**30)) \
         if setup.capabilities.cgroup else None
+    lease = sandbox.lease_uid() if setup.capabilities.drop_uid else None
     source = nbs.read(Path(setup.source))
     solution, hidden = nbs.secret_lines(source)
     instructor_code = [c.source for c in source.cells if c.cell_type == "code" and not nbs.is_solution(c)]
-    return WorkerContext(setup, slot, folder, group, source,
+    return WorkerContext(setup, slot, folder, group, lease, source,
                          release=nbs.read(layout.notebook(Path(setup.template), "release", a.id)),
                          secrets=frozenset(solution | hidden),
                          libraries=frozenset(codescan.library_names(instructor_code)))
@@ -177,8 +180,15 @@ def in_this_process(setup: BatchSetup, scratch: Path) -> Iterator[WorkerContext]
     try:
         yield ctx
     finally:
-        if ctx.cgroup:
-            sandbox.release_cgroup(ctx.cgroup)
+        release(ctx)
+
+
+def release(ctx: WorkerContext) -> None:
+    """Give back a worker's memory cgroup and sandbox uid."""
+    if ctx.cgroup:
+        sandbox.release_cgroup(ctx.cgroup)
+    if ctx.lease:
+        ctx.lease.release()
 
 
 def grade_alone(assignment_id: str, submissions: Path, work: Path, source: Path, template: Path,
@@ -206,11 +216,10 @@ _POOL_CONTEXT: list[WorkerContext] = []     # this pool process's context, set o
 
 
 def init_pool_worker(slots, setup: BatchSetup, scratch: Path) -> None:
-    """ProcessPoolExecutor initializer: take a free slot, build the context; the cgroup is
-    released when the process exits."""
+    """ProcessPoolExecutor initializer: take a free slot, build the context; its cgroup and uid
+    are released when the process exits."""
     ctx = worker_context(setup, slots.get(), scratch)
-    if ctx.cgroup:
-        atexit.register(sandbox.release_cgroup, ctx.cgroup)
+    atexit.register(release, ctx)
     _POOL_CONTEXT.append(ctx)
 
 
@@ -236,7 +245,7 @@ def sandbox_config(ctx: WorkerContext, workdir: Path, writable: tuple[str, ...] 
     caps = setup.capabilities
     return sandbox.SandboxConfig(
         workdir=str(workdir), threads=setup.threads, writable=writable, namespaces=caps.namespaces,
-        uid=sandbox.SANDBOX_UID + slot if caps.drop_uid else None, cgroup=ctx.cgroup,
+        uid=ctx.lease.uid if ctx.lease else None, cgroup=ctx.cgroup,
         hide=setup.hide, keep=setup.keep,
         memory_bytes=None if ctx.cgroup else int(setup.assignment.memory_gb * 2**30),
         roots=(str(Path(setup.root).parent), str(ctx.folder.parent)),
@@ -274,7 +283,7 @@ def grade_one(ctx: WorkerContext, student: str, notebook: str) -> StudentResult:
                                  verify.Limits(a.cell_timeout, a.notebook_timeout), ctx.secrets)
     if setup.capabilities.drop_uid:
         if not setup.capabilities.namespaces:          # what the runner left, before its uid runs again
-            sandbox.kill_uid(sandbox.SANDBOX_UID + ctx.slot)
+            sandbox.kill_uid(ctx.lease.uid)
         for folder in (kernel_dir, verify_dir):
             sandbox.reclaim(str(folder))
     decision = verify.decide(kernel.status, kernel.passed, verification, flags)
