@@ -114,10 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         from .mutants import main as mutants
         return mutants(args.assignments or None, args.cell, args.limit, args.jobs)
     elif args.command == "grade":
-        from .grading.batch import grade_batch
+        from .grading.batch import SourceChanged, grade_batch
         from .grading.report import print_summary
         from .grading.results import Status
-        from .grading.batch import SourceChanged
         try:
             report = grade_batch(args.assignment, args.submissions, out=args.out, jobs=args.jobs,
                                  fresh=args.fresh)

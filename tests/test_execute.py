@@ -94,3 +94,40 @@ def test_a_kernel_that_never_started_is_tried_again_then_a_grader_error(tmp_path
     assert calls == [STUDENT, STUDENT]
     assert result.status == "grader error" and "did not start" in result.reason
     assert (work / "autograde-try1.log").exists()
+
+
+def test_a_kernel_that_starts_on_the_second_try_is_graded(tmp_path, monkeypatch):
+    """The second try's run is the result: graded, its verdicts read, the first try's log kept."""
+    from nbgrader.api import Gradebook
+
+    from coursekit.grading import execute, sandbox
+
+    source = new_notebook(cells=[cell("answer", "x = 1"), cell("test_x", "assert x == 1", points=1)])
+    work = kernel_course(tmp_path / "work", AID, source)
+    calls = []
+
+    def starts_second_time(*args, **kwargs):
+        calls.append(kwargs.get("student_id"))
+        if len(calls) == 1:
+            return {"success": False, "log": f"[ERROR] ... RuntimeError: {execute.NEVER_STARTED}\n", "error": ""}
+        with Gradebook(f"sqlite:///{work / 'gradebook.db'}") as gb:
+            gb.update_or_create_student(STUDENT)
+            for notebook in gb.add_submission(AID, STUDENT).notebooks:
+                for grade in notebook.grades:
+                    grade.auto_score = grade.max_score
+            gb.db.commit()
+        target = work / "autograded" / STUDENT / AID / f"{AID}.ipynb"
+        target.parent.mkdir(parents=True)
+        nbformat.write(source, target)
+        return {"success": True, "log": "[INFO] autograded\n", "error": ""}
+
+    monkeypatch.setattr(execute.nbgrader_run, "app", starts_second_time)
+    monkeypatch.setattr(execute.zygote, "kernelspec", lambda *args: tmp_path / "jupyter")
+    monkeypatch.setattr(execute, "kill_sandbox", lambda config: None)
+    monkeypatch.setenv("JUPYTER_PATH", "")
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", "")
+    result = execute.run_kernel(work, AID, STUDENT, sandbox.SandboxConfig(str(tmp_path), 1), "socket", tmp_path / "slot",
+                                cell_timeout=10, notebook_timeout=60)
+    assert calls == [STUDENT, STUDENT]
+    assert result.status == "graded" and result.recorded and result.passed == {"test_x": True}, result.reason
+    assert (work / "autograde-try1.log").exists() and "autograded" in (work / "autograde.log").read_text()

@@ -131,7 +131,8 @@ def test_nothing_outside_the_working_copies_changed(aid, grading_batches):
     run = grading_batches(aid, GRADED_UP_TO.get(aid))
     assert run["before"] == run["after"], "the batch changed files of the course repo"
     assert not [p for p in hostile.HOST_TRACES if p.exists()], "a submission wrote outside its copy"
-    leftovers = subprocess.run(["pgrep", "-f", "sleep 424[23]"], capture_output=True, text=True).stdout
+    leftovers = subprocess.run(["pgrep", "-f", f"sleep ({hostile.SPRAY[1]}|{hostile.ESCAPEE[2]})"],
+                               capture_output=True, text=True).stdout
     assert not leftovers.strip(), f"processes a submission started are still running: {leftovers}"
 
 

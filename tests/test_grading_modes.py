@@ -138,7 +138,8 @@ def grade_in_mode(mode):
     started = time.monotonic()
     proc = run_in_mode(root, jobs, repo, uid)
     seconds = round(time.monotonic() - started, 1)
-    leftovers = subprocess.run(["pgrep", "-f", f"sleep {hostile.SPRAY[1]}"], capture_output=True, text=True).stdout
+    leftovers = subprocess.run(["pgrep", "-f", f"sleep ({hostile.SPRAY[1]}|{hostile.ESCAPEE[2]})"],
+                               capture_output=True, text=True).stdout
     leftovers += getattr(proc, "leftovers", "")
     results = {}
     for job in jobs:

@@ -3,7 +3,6 @@ cap and one line says the rest was dropped; a capped cell whose last messages ne
 drops what does not fit while a flooding kernel outruns the grader) ends there and the notebook
 goes on, where nbclient alone would abandon the whole notebook."""
 
-import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
 from coursekit.nbgrader_ext import ExecuteWithOutputCap

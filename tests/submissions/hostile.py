@@ -8,6 +8,7 @@ answer, followed by the reference answer, so a contained attack costs the attack
 
 import copy
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -21,7 +22,10 @@ from coursekit import notebooks as nbs
 LIMITS = {"cell_timeout": 10, "notebook_timeout": 90, "memory_gb": 2}
 HOST_TRACES = [REPO / "PWNED", Path.home() / "PWNED", Path("/tmp/coursekit-pwned"),
                Path("/var/tmp/coursekit-pwned")]
-SPRAY = ("sleep", "4242")
+# The processes the spraying cases leave behind, named by this test process (sleep takes "4242.<pid>"
+# seconds): what a batch graded at the same time by the other test worker leaves is not ours.
+SPRAY = ("sleep", f"4242.{os.getpid()}")
+ESCAPEE = ("setsid", "sleep", f"4243.{os.getpid()}")
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ CASES = [
     Hostile("hostile_process_spray", "needs review", answer(
         "import subprocess\n"
         f"sleepers = [subprocess.Popen({list(SPRAY)!r}) for _ in range(50)]\n"
-        f"escapee = subprocess.Popen(['setsid', 'sleep', '4243'])"), reason="subprocess"),
+        f"escapee = subprocess.Popen({list(ESCAPEE)!r})"), reason="subprocess"),
     Hostile("hostile_network", "needs review", answer(
         "import urllib.request\n"
         "try:\n"
