@@ -80,8 +80,11 @@ def test_a_kernel_that_never_started_is_tried_again_then_a_grader_error(tmp_path
 
     def never_starts(*args, **kwargs):
         calls.append(kwargs.get("student_id"))
+        (tmp_path / "jupyter" / "kernel-1.stderr").write_text("Traceback ...\nOSError: no threads left\n")
         return {"success": False, "log": f"[ERROR] ... RuntimeError: {execute.NEVER_STARTED}\n", "error": ""}
 
+    (tmp_path / "jupyter").mkdir()
+    (tmp_path / "jupyter" / "kernel-0.stderr").write_text("a former submission's kernel\n")
     monkeypatch.setattr(execute.nbgrader_run, "app", never_starts)
     monkeypatch.setattr(execute.zygote, "kernelspec", lambda *args: tmp_path / "jupyter")
     monkeypatch.setattr(execute, "kill_sandbox", lambda config: None)
@@ -93,6 +96,7 @@ def test_a_kernel_that_never_started_is_tried_again_then_a_grader_error(tmp_path
                                 cell_timeout=10, notebook_timeout=60)
     assert calls == [STUDENT, STUDENT]
     assert result.status == "grader error" and "did not start" in result.reason
+    assert result.reason.endswith("it said: OSError: no threads left"), result.reason   # the launcher's file
     assert (work / "autograde-try1.log").exists()
 
 

@@ -105,10 +105,11 @@ def fill_process_limit(uid: int) -> int:
 
 @pytest.mark.slow
 @pytest.mark.skipif(sandbox.capabilities().drop_uid is False, reason="sandbox uids are dropped to as root")
-def test_another_graders_fork_bomb_does_not_stop_this_batch(tmp_path):
+def test_another_graders_fork_bomb_does_not_stop_this_batch(tmp_path, monkeypatch):
     """Another grader holds a uid whose process limit its student's fork bomb has used up: this
     batch's sandboxes run as another uid, the honest submission is graded, and the other grader's
-    processes are left alone."""
+    processes are left alone. Made to share that uid (as every batch's first worker did before the
+    leases), its kernel cannot start: a grader error whose reason says what the kernel said."""
     aid, stop = "resnet_blocks", "test_residual_block_behaviour"
     assignment = load_course().assignments[aid]
     source = nbs.prefix(nbs.read(assignment.notebook("source")), stop)
@@ -124,6 +125,13 @@ def test_another_graders_fork_bomb_does_not_stop_this_batch(tmp_path):
         result = report.results["honest"]
         assert result.status == "graded", (result.status, result.reason)
         assert sandbox.user_tasks(other.uid) > 100, "the batch killed another grader's processes"
+
+        monkeypatch.setattr(sandbox, "lease_uid", lambda: sandbox.UidLease(other.uid, os.dup(other.fd)))
+        report = grade_batch(aid, tmp_path / "submissions", out=tmp_path / "out", work=tmp_path / "work",
+                             source=tmp_path / "source.ipynb", limits=hostile.LIMITS, jobs=1)
+        result = report.results["honest"]
+        assert result.status == "grader error" and "did not start" in result.reason, (result.status, result.reason)
+        assert "it said: " in result.reason and "Resource temporarily unavailable" in result.reason, result.reason
     finally:
         sandbox.kill_uid(other.uid)
         other.release()

@@ -28,6 +28,7 @@ KERNEL_DIED = "the kernel died (crash, exit or memory cap)"
 # The kernel process ended before it answered its first message: no student code had run yet (the
 # notebook's cells come after). A failure of the grader's machinery, tried once more, never "crashed".
 NEVER_STARTED = "Kernel died before replying to kernel_info"
+KERNEL_SAID = "the sandboxed kernel's last stderr line: "    # added to the log by run_kernel
 
 
 @dataclass
@@ -74,6 +75,7 @@ def run_kernel(work: Path, aid: str, student: str, config: sandbox.SandboxConfig
         timed_out.set()
         kill_sandbox(config)
 
+    zygote.kernel_stderr(jupyter)                   # a former submission's
     start = time.monotonic()
     for attempt in (1, 2):
         watchdog = threading.Timer(notebook_timeout, stop)
@@ -85,6 +87,9 @@ def run_kernel(work: Path, aid: str, student: str, config: sandbox.SandboxConfig
             watchdog.cancel()
             kill_sandbox(config)                 # whatever the kernel left behind
         log = outcome.get("log", "") + outcome.get("error", "")
+        said = zygote.kernel_stderr(jupyter)
+        if NEVER_STARTED in log and said:
+            log += f"\n{KERNEL_SAID}{said}\n"
         if NEVER_STARTED not in log or timed_out.is_set():
             break
         (work / f"autograde-try{attempt}.log").write_text(log)
@@ -160,7 +165,9 @@ def failure(log: str, cell_timeout: float) -> tuple[Status, str]:
     """Status of a submission nbgrader could not finish, read from its log: the student's kernel
     (timed out, crashed), or nbgrader itself (grader error)."""
     if NEVER_STARTED in log:
-        return Status.GRADER_ERROR, "the sandboxed kernel did not start, twice (no student code had run): grade it again"
+        said = [line.split(KERNEL_SAID, 1)[1] for line in log.splitlines() if KERNEL_SAID in line]
+        return Status.GRADER_ERROR, ("the sandboxed kernel did not start, twice (no student code had run): grade "
+                                     "it again" + (f"; it said: {said[-1][:200]}" if said else ""))
     if "Timeout waiting for IOPub output" in log:     # the reply came, the cell's output did not end
         return Status.TIMED_OUT, "a cell's output did not end after its reply came"
     if "CellTimeoutError" in log or "UnresponsiveKernelError" in log:

@@ -30,6 +30,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -340,9 +341,15 @@ def kernelspec(folder: Path, socket_path: str, config: sandbox.SandboxConfig, ru
 KERNEL_NAME = "coursekit-sandbox"
 
 
+STDERR_KEPT = 4096          # the end of a kernel's stderr the launcher keeps for the grader
+
+
 def launch(socket_path: str, config_path: str, runtime_dir: str, kernel_args: list[str]) -> int:
-    """Stand in for a kernel process: the sandboxed kernel's exit is ours."""
+    """Stand in for a kernel process: the sandboxed kernel's exit is ours. Its stderr passes through
+    us, and its end is left next to the config (`kernel_stderr`): what a kernel that died while
+    starting said (the grader reports it)."""
     config = sandbox.SandboxConfig.from_json(json.loads(Path(config_path).read_text()))
+    kept = Path(config_path).with_name(f"kernel-{os.getpid()}.stderr")
     if "-f" in kernel_args:   # the manager's connection file (mode 600): the kernel's own copy
         i = kernel_args.index("-f") + 1
         own = Path(runtime_dir) / f"kernel-{os.getpid()}.json"
@@ -350,9 +357,49 @@ def launch(socket_path: str, config_path: str, runtime_dir: str, kernel_args: li
         if config.uid is not None:
             os.chown(own, config.uid, config.uid)
         kernel_args[i] = str(own)
-    conn, _ = request_spawn(socket_path, "kernel", config, [0, 1, 2], dict(os.environ), kernel_args)
+    tail = bytearray()
+    read, write = os.pipe()
+    relay = threading.Thread(target=_relay, args=(read, tail), daemon=True)
+    relay.start()
+    try:
+        conn, _ = request_spawn(socket_path, "kernel", config, [0, 1, write], dict(os.environ), kernel_args)
+    except Exception:
+        kept.write_text(traceback.format_exc(limit=2)[-STDERR_KEPT:])
+        raise
+    finally:
+        os.close(write)
     code = wait_exit(conn)
+    relay.join(timeout=2)          # what the kernel's own children still hold open is not waited for
+    kept.write_bytes(bytes(tail))
     return 1 if code is None else code
+
+
+def _relay(fd: int, tail: bytearray) -> None:
+    """Copy the kernel's stderr to ours, keeping its last STDERR_KEPT bytes in `tail`."""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            return
+        if not chunk:
+            return
+        try:
+            os.write(2, chunk)
+        except OSError:
+            pass
+        tail += chunk
+        del tail[:-STDERR_KEPT]
+
+
+def kernel_stderr(folder: Path) -> str:
+    """The last line the kernels launched from the kernelspec in `folder` wrote to stderr (the newest
+    launcher first), '' if none; the files are removed."""
+    said = ""
+    for path in sorted(folder.glob("kernel-*.stderr"), key=lambda p: p.stat().st_mtime, reverse=True):
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        said = said or (lines[-1] if lines else "")
+        path.unlink()
+    return said
 
 
 if __name__ == "__main__":
