@@ -2,7 +2,10 @@
 check (a rewritten-but-equal module is equivalent, a stride change or a height/width swap is not)
 and the report. The grading of mutants is the kit's own batch grading, tested by test_grading.py."""
 
+import ast
+
 from coursekit import mutants as M
+from coursekit.mutants import contracts, grading
 
 BLOCK = '''
 class Block(nn.Module):
@@ -47,7 +50,7 @@ def test_mutants_are_distinct_compilable_and_never_the_reference():
     found = M.generate("cell", code)
     texts = [m.code for m in found]
     assert len(texts) == len(set(texts)), "a duplicate mutant"
-    assert M.ast.unparse(M.ast.parse(code)) not in texts
+    assert ast.unparse(ast.parse(code)) not in texts
     for text in texts:
         compile(text, "<mutant>", "exec")
     # `a + b` → `b + a` and a dropped ReLU of an already dropped call are one text each: counted once
@@ -60,7 +63,7 @@ def check_block(ref_ns, mut_ns, data):
     import hypothesis.strategies as st
     cin, cout = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 4))
     stride = data.draw(st.integers(1, 2))
-    x = M._images(data, cin, st.integers(1, 7))
+    x = contracts._images(data, cin, st.integers(1, 7))
     M.same_module(ref_ns, mut_ns, lambda ns: ns["Block"](cin, cout, stride=stride), x)
 
 
@@ -128,6 +131,6 @@ def test_an_interrupted_run_resumes_from_the_graded_notebooks(tmp_path):
     (tmp_path / "results-t" / "cell_scores.csv").write_text(
         "student,status,test_a,test_b\nm_a_000,graded,2.0,0.0\nreference,graded,2.0,3.0\n")
     store = M.graded_store(tmp_path, "t")
-    assert store == {M._digest("notebook text"): dict(cells={"test_a": 2.0, "test_b": 0.0}, status="graded", seconds=0.0)}
+    assert store == {grading._digest("notebook text"): dict(cells={"test_a": 2.0, "test_b": 0.0}, status="graded", seconds=0.0)}
     M.save_store(tmp_path, "t", {})
     assert M.graded_store(tmp_path, "t") == {}, "the saved store wins over the adopted batch"
