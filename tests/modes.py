@@ -16,16 +16,23 @@ machine then looks like one whose Python other users can read (Debian's /usr, a 
 
     python -m tests.modes inside [--cgroup DIR] [--uid UID] [--container] [--cover PATH]... -- CMD...
     python -m tests.modes grade JOB.json      grade_batch as the job says; its results as JSON
+
+`run_zip` runs a Gradescope zip's `run_autograder` as Gradescope does, in the emulated container
+(Gradescope's 2 CPUs / 3 GB pair, GRADESCOPE_PAIR); tests/test_gradescope.py grades every
+assignment's submissions with it, so the container mode grades each assignment there.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +40,7 @@ from pathlib import Path
 DOCKER_CAPS = ("chown", "dac_override", "fowner", "fsetid", "kill", "setgid", "setuid", "setpcap",
                "net_bind_service", "net_raw", "sys_chroot", "mknod", "audit_write", "setfcap")
 NORMAL_UID = 59999          # the normal user of the tests (the sandbox's own uids start at 61000)
+GRADESCOPE_PAIR = (2, 3 * 2**30)   # 2 CPUs, 3 GB: the pair autograder/README.md recommends
 
 
 def why_not() -> str | None:
@@ -46,6 +54,14 @@ def why_not() -> str | None:
     if probe.returncode != 0:
         return f"this machine refuses mount and PID namespaces: {probe.stderr.decode().strip()}"
     return None
+
+
+def scratch(name: str) -> Path:
+    """A folder every uid may enter (pytest's own temporary folders are root's alone), removed at exit."""
+    folder = Path(tempfile.mkdtemp(prefix=f"ck-{name}-"))
+    folder.chmod(0o755)
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def unreadable_ancestors(paths) -> list[str]:
@@ -154,6 +170,24 @@ def run_gradescope(root: Path, cpus: int, memory_bytes: int) -> tuple[subprocess
     return proc, time.monotonic() - started, peak
 
 
+def run_zip(zip_path: Path, root: Path, aid: str, notebook: bytes) -> tuple[dict, float, int | None]:
+    """One submission graded by the zip's run_autograder as Gradescope grades it: in the emulated
+    container under GRADESCOPE_PAIR where the modes can be made here (why_not), else as this user
+    with the pair's math threads. `root` must be a folder every uid may enter (`scratch`). Returns
+    results.json, seconds, and the container's peak memory without file cache (None outside it)."""
+    root = gradescope_root(zip_path, root, aid, notebook)
+    if why_not() is None:
+        proc, seconds, peak = run_gradescope(root, *GRADESCOPE_PAIR)
+    else:
+        env = {**os.environ, "AUTOGRADER_ROOT": str(root), "COURSEKIT_CPUS": str(GRADESCOPE_PAIR[0])}
+        started, peak = time.monotonic(), None
+        proc = subprocess.run(["bash", str(root / "run_autograder")], env=env, capture_output=True,
+                              text=True, timeout=900)
+        seconds = time.monotonic() - started
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return json.loads((root / "results" / "results.json").read_text()), seconds, peak
+
+
 def kill_user(uid: int) -> None:
     """Every process of `uid` killed (what a test leaves behind in the normal-user mode)."""
     subprocess.run(["pkill", "-KILL", "-U", str(uid)], capture_output=True)
@@ -209,8 +243,6 @@ def inside(args: argparse.Namespace) -> None:
 def grade(job_file: str) -> None:
     """Grade one batch as `make grade` does (job: assignment, submissions, out, work, source, limits,
     jobs) and write {student: {status, score, max_score, cells, reason, review}} to out/results.json."""
-    import json
-
     from coursekit.grading.batch import grade_batch
     from coursekit.grading.report import print_summary
 

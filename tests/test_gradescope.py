@@ -1,31 +1,34 @@
 """Grading on Gradescope: the exported autograder zip, run as Gradescope runs it.
 
-Per assignment: the zip is built (`coursekit.grading.gradescope.export`), unpacked into a temporary
-AUTOGRADER_ROOT (the installed environment stands in for what setup.sh installs), and its
-`run_autograder` grades the reference, the untouched release, two wrong answers and two hostile
-submissions. results.json must validate against Gradescope's format (tests/schemas/), agree with
-`make grade` on the same notebooks (the grading suite's batches), and hold no hidden-test line.
-The training assignments are exported up to their last check before training, like the suite's
-prefix batches (the full notebooks are graded by the suite itself).
+Per assignment: the zip is built (`coursekit.grading.gradescope.export`), unpacked into an
+AUTOGRADER_ROOT as setup.sh leaves it (the installed environment stands in for the venv it builds,
+the source readable by root alone), and its `run_autograder` grades the reference, the untouched
+release, two wrong answers and two hostile submissions in the emulated container
+(`tests/modes.py`: Docker's root without namespaces, read-only cgroups, Gradescope's 2 CPUs / 3 GB
+set from outside), which is also the grading mode "root without namespaces" for every assignment.
+Where the test is not root, the container cannot be made: run_autograder runs as this user (the
+rows say which). results.json must validate against Gradescope's format (tests/schemas/), agree with
+`make grade` on the same notebooks (the grading suite's batches, full sandbox), hold no hidden-test
+line, and the container stay below its memory. The training assignments are exported up to their
+last check before training, like the suite's prefix batches (the full notebooks are graded by the
+suite itself).
 """
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import jsonschema
-import nbformat
 import pytest
 
 from coursekit import REPO
 from coursekit import notebooks as nbs
 from coursekit.config import load_course
 from coursekit.grading import gradescope
-from tests.submissions import cheating, pneumonia_training, resnet_from_scratch, unet_segmentation
+from tests import modes
+from tests.submissions import pneumonia_training, resnet_from_scratch, unet_segmentation
 from tests.grading_batches import CASES
 
 pytestmark = pytest.mark.slow
@@ -64,22 +67,6 @@ def submissions(aid, stop_after):
     return source, raw
 
 
-def run_autograder(zip_path, root, notebook_bytes, aid):
-    shutil.rmtree(root, ignore_errors=True)
-    (root / "submission").mkdir(parents=True)
-    with zipfile.ZipFile(zip_path) as z:
-        z.extractall(root / "source")
-    for name in ("run_autograder", "setup.sh"):
-        (root / "source" / name).chmod(0o755)
-    os.symlink(sys.prefix, root / "venv")                     # what setup.sh would install
-    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
-    (root / "submission" / f"{aid}.ipynb").write_bytes(notebook_bytes)
-    env = {**os.environ, "AUTOGRADER_ROOT": str(root)}
-    proc = subprocess.run([str(root / "run_autograder")], env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return json.loads((root / "results" / "results.json").read_text())
-
-
 @pytest.mark.parametrize("aid", list(PLAN))
 def test_gradescope_autograder_agrees_with_make_grade(aid, tmp_path, grading_batches):
     stop_after, wrong = PLAN[aid]
@@ -93,14 +80,18 @@ def test_gradescope_autograder_agrees_with_make_grade(aid, tmp_path, grading_bat
     assert {n for n in names if n.startswith("data/")} == {f"data/{f}" for f in load_course().assignments[aid].data}
     suite = grading_batches(aid, stop_after)["report"].results
     _, hidden = nbs.secret_lines(source)
-    rows = []
+    where = "emulated container" if modes.why_not() is None else f"as this user ({modes.why_not()})"
+    roots, memory = modes.scratch(f"gradescope-{aid}"), modes.GRADESCOPE_PAIR[1]
+    rows = [f"{aid}: run_autograder in the {where}"]
     for name, data in raw.items():
-        results = run_autograder(zip_path, tmp_path / f"root-{name}", data, aid)
+        results, seconds, peak = modes.run_zip(zip_path, roots / name, aid, data)
         jsonschema.validate(results, SCHEMA)
         text = json.dumps(results)
         assert not [line for line in hidden if json.dumps(line)[1:-1] in text], f"{name}: hidden test in results.json"
         status = results["extra_data"]["status"]
-        rows.append(f"{aid:<20} {name:<32} {status:<13} {results['score']:g}")
+        rows.append(f"  {name:<32} {status:<13} {results['score']:g}, {seconds:.0f} s"
+                    + (f", peak memory {peak / 2**30:.2f} GiB of {memory / 2**30:g}" if peak else ""))
+        assert peak is None or peak < memory, f"{name}: the container's memory limit was reached"
         if name == "hostile_invalid_json":
             assert status == "malformed" and results["score"] == 0 and "not a valid notebook" in results["output"]
             continue
