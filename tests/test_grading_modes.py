@@ -57,6 +57,10 @@ CONTAINER_MEMORY = 6 * 2**30              # Gradescope's largest pair: 4 CPUs, 6
 # Graded twice, the second run must change nothing: the cheapest batch (a re-run's idempotence is the
 # batch machinery's, not an assignment's; 15 s against 18-21 s for the others on the Xeon kind).
 RERUN = "pneumonia_training"
+# The grading suite's limits with a 5 s cell limit: the endless cell and the output flood run until it
+# twice (kernel, verification run) in each mode; the reference's slowest cell takes 0.3-0.6 s on the
+# Zen 4 kind, quiet or beside three busy loops, so an honest cell stays far below it.
+LIMITS = {**hostile.LIMITS, "cell_timeout": 5}
 KILLER = "hostile_kills_everything"
 
 
@@ -82,7 +86,7 @@ def build(mode, root):
         nbs.write(nbs.make_submission(release, {**reference, case.cell: case.code}), folder / f"{wrong}.ipynb")
         limits, workers = None, 1
         if aid == "resnet_blocks":            # the hostile cases, beside the reference and the wrong answer
-            limits, workers = hostile.LIMITS, 2
+            limits, workers = LIMITS, 2
             for h in hostile.in_mode(mode):
                 (folder / f"{h.name}.ipynb").write_bytes(h.build(release, reference))
         source_path = root / aid / f"{aid}.ipynb"
@@ -280,7 +284,7 @@ def test_kill_everything_as_a_normal_user():
     nbs.write(nbs.make_submission(release, reference), folder / "reference.ipynb")
     (folder / f"{KILLER}.ipynb").write_bytes(h.build(release, reference))
     job = {"assignment": "resnet_blocks", "submissions": str(folder), "out": str(tmp_path / "out"),
-           "work": str(tmp_path / "work"), "limits": hostile.LIMITS, "jobs": 1}
+           "work": str(tmp_path / "work"), "limits": LIMITS, "jobs": 1}
     proc = run_in_mode(tmp_path, [job], repo, uid)
     assert proc.returncode in (-9, 137), (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
     assert not (tmp_path / "out" / "results.json").exists()
