@@ -15,7 +15,8 @@ machine then looks like one whose Python other users can read (Debian's /usr, a 
 /usr/local, the interpreter setup.sh installs under /opt). Nothing of it outlives the command.
 
     python -m tests.modes inside [--cgroup DIR] [--uid UID] [--container] [--cover PATH]... -- CMD...
-    python -m tests.modes grade JOB.json      grade_batch as the job says; its results as JSON
+    python -m tests.modes grade JOB.json...   grade_batch as each job says, one after the other in
+                                              this process; each job's results as JSON
 
 `run_zip` runs a Gradescope zip's `run_autograder` as Gradescope does, in the emulated container
 (Gradescope's 2 CPUs / 3 GB pair, GRADESCOPE_PAIR); tests/test_gradescope.py grades every
@@ -98,14 +99,24 @@ def _covers() -> list[str]:
     return [arg for path in python_paths() for arg in ("--cover", path)]
 
 
-def own_copy(repo: Path, dest: Path, uid: int) -> Path:
-    """A copy of the course repository (the files git tracks) owned by `uid`."""
+def own_copy(repo: Path, dest: Path, uid: int, graded_before: bool = False) -> Path:
+    """A copy of the course repository (the files git tracks) owned by `uid`: a fresh clone, whose
+    first grading makes nbgrader's empty gradebook (`alembic`: seconds); with `graded_before`, the
+    copy carries this checkout's (`.build/empty-gradebook/`, made here if missing), as a course
+    graded once has it."""
     names = subprocess.run(["git", "ls-files", "-z"], cwd=repo, capture_output=True, check=True).stdout
     for name in filter(None, names.decode().split("\0")):
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if (repo / name).is_file():
             shutil.copy2(repo / name, target)
+    if graded_before:
+        from coursekit import REPO
+        from coursekit.grading.gradebook import empty_gradebook
+
+        cached = empty_gradebook()
+        (dest / cached.relative_to(REPO)).parent.mkdir(parents=True)
+        shutil.copyfile(cached, dest / cached.relative_to(REPO))
     chown_tree(dest, uid)
     return dest
 
@@ -242,7 +253,9 @@ def inside(args: argparse.Namespace) -> None:
 
 def grade(job_file: str) -> None:
     """Grade one batch as `make grade` does (job: assignment, submissions, out, work, source, limits,
-    jobs) and write {student: {status, score, max_score, cells, reason, review}} to out/results.json."""
+    jobs) and write {student: {status, score, max_score, cells, reason, review}} to out/results.json.
+    Several batches in one process, as the grading suite grades them (one interpreter start each
+    would cost ~1.5 core-seconds of imports)."""
     from coursekit.grading.batch import grade_batch
     from coursekit.grading.report import print_summary
 
@@ -260,7 +273,8 @@ def grade(job_file: str) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["grade"]:
-        grade(sys.argv[2])
+        for job_file in sys.argv[2:]:
+            grade(job_file)
         sys.exit(0)
     split = sys.argv.index("--")
     parser = argparse.ArgumentParser(prog="python -m tests.modes")

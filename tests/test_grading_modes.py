@@ -94,18 +94,22 @@ def build(mode, root):
         for run in (["first", "second"] if aid == RERUN else ["first"]):
             jobs.append({"assignment": aid, "submissions": str(folder), "source": str(source_path),
                          "out": str(root / aid / f"out-{run}"), "work": str(root / aid / "work"),
-                         "limits": limits, "jobs": workers})
+                         "limits": limits, "jobs": workers, "run": run})
     return jobs
 
 
 def run_in_mode(root, jobs, repo, uid=None):
     """Run the jobs one after the other, as root without namespaces (the emulated container) or, with
-    `uid`, as that normal user; returns the completed process (its output read from files)."""
+    `uid`, as that normal user: the first runs in one grader process, the second runs (the re-run)
+    in another, as a second `make grade` would; returns the completed process (its output read from
+    files)."""
     script = root / "jobs.sh"
     python = f"{sys.executable} -m tests.modes grade"
-    script.write_text("set -e\n" + "".join(f"{python} {root / f'job{i}.json'}\n" for i in range(len(jobs))))
+    runs = {}
     for i, job in enumerate(jobs):
         (root / f"job{i}.json").write_text(json.dumps(job))
+        runs.setdefault(job.get("run", "first"), []).append(str(root / f"job{i}.json"))
+    script.write_text("set -e\n" + "".join(f"{python} {' '.join(files)}\n" for files in runs.values()))
     env = {**os.environ, "PYTHONPATH": str(repo), "HOME": str(root), "COURSEKIT_CPUS": "2"}
     command = ["bash", str(script)]
     group = None
@@ -278,7 +282,7 @@ def test_kill_everything_as_a_normal_user():
     reference = nbs.reference_answers(source)
     tmp_path = modes.scratch("kill")
     uid = modes.NORMAL_UID - 1          # not the other normal-user test's: this one kills every process of its uid
-    repo = modes.own_copy(REPO, tmp_path / "repo", uid)
+    repo = modes.own_copy(REPO, tmp_path / "repo", uid, graded_before=True)   # kill(-1), not a first grading
     folder = tmp_path / "submissions"
     folder.mkdir()
     nbs.write(nbs.make_submission(release, reference), folder / "reference.ipynb")

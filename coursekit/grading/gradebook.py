@@ -47,6 +47,12 @@ def seed(folder: Path) -> None:
     target = folder / "gradebook.db"
     if target.exists():
         return
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(empty_gradebook(), target)
+
+
+def empty_gradebook() -> Path:
+    """The cached empty gradebook of this nbgrader version and course (made once, see `seed`)."""
     course_id = load_course().id
     cached = REPO / ".build" / "empty-gradebook" / f"nbgrader-{nbgrader.__version__}-{course_id}" / "gradebook.db"
     if not cached.exists():
@@ -58,8 +64,7 @@ def seed(folder: Path) -> None:
             staging.rename(cached.parent)
         except OSError:                               # another process made it meanwhile
             shutil.rmtree(staging, ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(cached, target)
+    return cached
 
 
 def record_points(work: Path, aid: str, student: str, points: dict[str, float]) -> None:
