@@ -20,6 +20,8 @@ HONEST = {
                        "torch.save(model.state_dict(), path)\nmodel.load_state_dict(torch.load(path))",
     "display": "from IPython.display import display\ndisplay(x)",
     "sys streams": "import sys\nsys.stdout.flush()",
+    "timed cell": "%%time\nmodel = nn.Linear(2, 2)\n%timeit -n 2 model(torch.zeros(1, 2))\nmodel?",
+    "a global of the student's own": "calls = 0\ndef step():\n    global calls\n    calls += 1",
 }
 
 CHEATS = {
@@ -47,6 +49,17 @@ CHEATS = {
     "import threading": "imports threading",
     "import urllib.request": "imports urllib.request",
     "import IPython": "imports IPython",
+    "from unittest import mock\nwith mock.patch.object(torch, 'allclose', f):\n    pass": "imports unittest",
+    "def f():\n    global torch\n    torch = g": "rebinds torch from inside a function",
+}
+# Code that %time, %timeit and the cell magics run is scanned too, with the cell's line numbers.
+MAGIC_CODE = {
+    "%%time\nx = 1\nimport ctypes": "line 3: imports ctypes",
+    "%%capture\nsetattr(torch, 'allclose', f)": "line 2: calls setattr on torch",
+    "x = 1\n%time torch.allclose = f": "line 2: assigns torch.allclose",
+    "%timeit -n 1 -r 1 import ctypes": "line 1: imports ctypes",
+    "%%timeit import ctypes\nx = 1": "line 1: imports ctypes",
+    "%%time\n%time import gc": "line 2: imports gc",
 }
 
 
@@ -60,3 +73,9 @@ def test_reaching_in_is_reported_with_its_line(code):
     findings = scan(code, LIBRARIES)
     assert any(CHEATS[code] in f for f in findings), findings
     assert all(f.startswith("line ") or "magic" in f or "shell" in f for f in findings)
+
+
+@pytest.mark.parametrize("code", list(MAGIC_CODE))
+def test_code_inside_magics_is_scanned(code):
+    findings = scan(code, LIBRARIES)
+    assert any(f.startswith(MAGIC_CODE[code]) for f in findings), findings

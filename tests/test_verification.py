@@ -105,13 +105,31 @@ def test_reaching_in_is_refused_and_reported(tmp_path, attack, what):
     assert any(what in p for p in result.problems), result.problems
 
 
+REFUSED_ASSIGNMENT = "refused assignment to an attribute of a library module"
+
+
+@pytest.mark.parametrize("patch", [
+    "json.dumps = print", "setattr(json, 'dumps', print)", "for m in [json]:\n    m.dumps = print", "del json.loads",
+    # a parameter named self (the static review lets setattr(self, ...) through), undone at once
+    "def swap(self, name, new):\n    old = getattr(self, name)\n    setattr(self, name, new)\n    return old\n"
+    "swap(json, 'dumps', swap(json, 'dumps', print))",
+])
+def test_library_modules_refuse_assignments_by_student_code(tmp_path, patch):
+    code = "try:\n" + "".join(f"    {line}\n" for line in patch.splitlines()) + \
+        "except PermissionError:\n    pass\ndef answer(x):\n    return 2 * x"
+    result = run(tmp_path, code)
+    assert any(REFUSED_ASSIGNMENT in p for p in result.problems), result.problems
+    assert not any("replaced" in p or "deleted" in p for p in result.problems), result.problems
+
+
+# Spellings that write the module's dict directly, past the refusal: the integrity check after the cell.
 @pytest.mark.parametrize("patch,report", [
-    ("for m in [json]:\n    m.dumps = lambda *a, **k: ''", "json.dumps replaced"),
+    ("for m in [json]:\n    vars(m)['dumps'] = lambda *a, **k: ''", "json.dumps replaced"),
     # equal to everything: the check compares identities, never asks the replacement
     ("class Same:\n    __eq__ = lambda self, other: True\n    __hash__ = object.__hash__\n"
-     "    __call__ = lambda self, *a, **k: ''\njson.dumps = Same()", "json.dumps replaced"),
-    ("last = list(vars(json))[-1]\ndelattr(json, last)", "deleted"),        # the dict only got shorter
-    ("saved = json.loads\ndel json.loads\njson.loads = saved\njson.dumps = print", "json.dumps replaced"),
+     "    __call__ = lambda self, *a, **k: ''\nvars(json)['dumps'] = Same()", "json.dumps replaced"),
+    ("last = list(vars(json))[-1]\ndel vars(json)[last]", "deleted"),        # the dict only got shorter
+    ("d = vars(json)\nsaved = d.pop('loads')\nd['loads'] = saved\nd['dumps'] = print", "json.dumps replaced"),
 ])
 def test_library_patch_however_spelled_is_detected(tmp_path, patch, report):
     problems = run(tmp_path, patch + "\ndef answer(x):\n    return 2 * x").problems
@@ -119,7 +137,8 @@ def test_library_patch_however_spelled_is_detected(tmp_path, patch, report):
 
 
 def test_library_attributes_moved_but_unchanged_are_no_patch(tmp_path):
-    code = "saved = json.loads\ndel json.loads\njson.loads = saved\njson.extra = 1\ndef answer(x):\n    return 2 * x"
+    code = ("d = vars(json)\nsaved = d.pop('loads')\nd['loads'] = saved\nd['extra'] = 1\n"
+            "def answer(x):\n    return 2 * x")
     result = run(tmp_path, code)
     assert result.problems == [] and result.verdicts["test_answer"].passed, result.problems
 

@@ -14,10 +14,12 @@ code spells it:
   `__dict__`, `__code__`, `__globals__`, `__closure__`, `__subclasses__`, `f_back`, `tb_frame`, ...;
 - assignments to (or deletions of) attributes of imported modules and library classes, however
   they are aliased in the cell (`torch.allclose = ...`, `t = torch; t.x = ...`), except a few
-  documented settings (`torch.backends.cudnn.benchmark`, ...);
+  documented settings (`torch.backends.cudnn.benchmark`, ...), and `global` statements naming them
+  (a function that rebinds `torch` for the course's helpers while a test runs);
 - tensor subclasses and `__torch_function__`/`__torch_dispatch__` overrides (they can forge the
   results of comparisons); IPython shell escapes and magics other than %time, %timeit,
-  %matplotlib, %pip, %config, %load_ext/%autoreload and %%capture.
+  %matplotlib, %pip, %config, %load_ext/%autoreload, %%capture and `?`; the code that %time,
+  %timeit, %%time, %%timeit and %%capture run is scanned like the rest of the cell.
 
 Whatever a spelling hides from this scan, the verification run's audit hook and integrity checks
 still see at run time (runner.py); a finding makes the submission *needs review*.
@@ -28,6 +30,8 @@ from __future__ import annotations
 import ast
 import re
 
+from .runner import statement_of       # how the verification run reads %timeit's options
+
 REFLECTIVE_NAMES = {"exec", "eval", "compile", "__import__", "globals", "vars", "locals", "breakpoint",
                     "get_ipython", "__builtins__", "__builtin__", "__loader__", "__spec__"}
 FORBIDDEN_MODULES = {
@@ -37,7 +41,8 @@ FORBIDDEN_MODULES = {
     "pty", "posix", "_posixsubprocess", "urllib", "http", "requests", "ftplib", "smtplib", "telnetlib",
     "xmlrpc", "faulthandler", "tracemalloc", "trace", "sysconfig", "resource", "fcntl", "mmap",
     "atexit", "ipykernel", "jupyter_client", "zmq", "nbformat", "nbclient", "nbgrader", "coursekit",
-    "_hashlib", "hmac", "pdb", "bdb", "traceback", "linecache", "weakref", "_weakref", "sqlite3"}
+    "_hashlib", "hmac", "pdb", "bdb", "traceback", "linecache", "weakref", "_weakref", "sqlite3",
+    "unittest"}     # unittest.mock.patch: library code setting a library's attributes (the runner lets it)
 ALLOWED_SUBMODULES = {"IPython.display"}
 ALLOWED_SYS = {"stdout", "stderr", "version", "version_info", "platform", "maxsize", "float_info",
                "byteorder"}
@@ -53,7 +58,8 @@ FRAME_ATTRIBUTE_PATTERN = re.compile(r"^(tb_frame|tb_next|tb_lasti|f_back|f_loca
                               r"cell_contents)$")
 ALLOWED_SETTINGS = {"torch.backends.cudnn.benchmark", "torch.backends.cudnn.deterministic",
                     "torch.backends.cudnn.allow_tf32", "torch.backends.cuda.matmul.allow_tf32"}
-ALLOWED_MAGICS = {"time", "timeit", "matplotlib", "pip", "config", "load_ext", "autoreload", "capture"}
+ALLOWED_MAGICS = {"time", "timeit", "matplotlib", "pip", "config", "load_ext", "autoreload", "capture",
+                  "pinfo", "pinfo2"}
 TORCH_OVERRIDES = {"__torch_function__", "__torch_dispatch__"}
 
 
@@ -81,6 +87,8 @@ def scan(code: str, library_names: set[str] = frozenset()) -> list[str]:
         return findings                   # it fails in the kernel and the verification run alike
     magic_lines = {n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call)
                    and _dotted(n.func).startswith("get_ipython().")} if "get_ipython" not in code else set()
+    if magic_lines:
+        findings += _magic_code_findings(tree, library_names)
     modules = set(library_names)
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -94,6 +102,28 @@ def scan(code: str, library_names: set[str] = frozenset()) -> list[str]:
             findings.append(f"line {line}: {finding}")
     return sorted(set(findings), key=lambda f: (int(re.match(r"line (\d+)", f).group(1))
                                                 if f.startswith("line ") else 0, f))
+
+
+def _magic_code_findings(tree: ast.Module, library_names: set[str]) -> list[str]:
+    """Findings in the code that %time, %timeit, %%time, %%timeit and %%capture run (the runner's
+    `Shell` runs it): IPython's transformation turns it into a string argument, which the scan of
+    the cell itself does not read. Line numbers are the cell's: a line magic's own line; a cell
+    magic's body from line 2, its %%timeit setup statement on line 1."""
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and _dotted(node.func) in (
+                "get_ipython().run_line_magic", "get_ipython().run_cell_magic")
+                and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args)):
+            continue
+        name, line, *cell = [a.value for a in node.args]
+        parts = [(statement_of(name, line), lambda n, at=node.lineno: at)] if name in ("time", "timeit") else []
+        if cell:
+            parts.append((cell[0], lambda n, at=node.lineno: at + n))
+        for code, where in parts:
+            for finding in scan(code, library_names):
+                number = re.match(r"line (\d+): (.*)", finding, re.S)
+                found.append(f"line {where(int(number.group(1)))}: {number.group(2)}" if number else finding)
+    return found
 
 
 def _aliases(tree: ast.Module, modules: set[str]) -> None:
@@ -116,6 +146,10 @@ def _findings(node: ast.AST, modules: set[str]) -> list[str]:
     found = []
     if isinstance(node, ast.Name) and node.id in REFLECTIVE_NAMES:
         found.append(f"uses {node.id}")
+    elif isinstance(node, ast.Global) and modules.intersection(node.names):
+        # `global torch; torch = ...` inside a function the tests call rebinds the name for the
+        # course's own helpers while a test runs (the runner restores it only after student cells)
+        found.append(f"rebinds {', '.join(sorted(modules.intersection(node.names)))} from inside a function (global)")
     elif isinstance(node, (ast.Import, ast.ImportFrom)):
         names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
         for name in names:

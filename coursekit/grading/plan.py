@@ -26,6 +26,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from .. import notebooks as nbs
+from .codescan import transform_magics
 
 EXPORT_PREFIX = "coursekit-export-"
 ARTEFACT_FOLDER = "coursekit_artefacts"
@@ -197,6 +198,19 @@ def owned_names(source: NotebookNode) -> dict[str, list[str]]:
     return owned
 
 
+def as_python(code: str) -> str:
+    """A cell as the kernel runs it: IPython's transformation of its %magics (`%%time`, `%matplotlib
+    inline`), which the runner's `get_ipython()` stand-in then runs or ignores; without it one magic
+    line makes the whole cell a SyntaxError in the verification run only. Test cells are the
+    course's own and are not transformed (their hidden-test line numbers stay exact)."""
+    if not code.strip():
+        return code
+    head, newline, body = code.partition("\n")
+    if head.startswith("%%") and newline:          # %%time and the like transform their body too
+        return transform_magics(head + "\n" + transform_magics(body))
+    return transform_magics(code)
+
+
 def plan(submission: NotebookNode, source: NotebookNode) -> list[PlannedCell]:
     """The verification run's cells, in the submission's order (as nbgrader executes them)."""
     by_id = nbs.cells_by_grade_id(source)
@@ -211,7 +225,7 @@ def plan(submission: NotebookNode, source: NotebookNode) -> list[PlannedCell]:
         mine = by_id.get(gid)
         if mine is None:                              # a cell the student added
             if cell.cell_type == "code":
-                planned.append(PlannedCell("extra", cell.get("id") or f"cell-{index}", cell.source))
+                planned.append(PlannedCell("extra", cell.get("id") or f"cell-{index}", as_python(cell.source)))
             continue
         if mine.cell_type != "code":                  # nbgrader restores a graded cell's type
             continue
@@ -224,7 +238,7 @@ def plan(submission: NotebookNode, source: NotebookNode) -> list[PlannedCell]:
             planned.append(PlannedCell("test", gid, mine.source, hidden_lines=hidden_line_numbers(mine.source),
                                        points=float(nbs.nbgrader(mine).get("points", 0))))
         elif nbs.is_solution(mine):
-            planned.append(PlannedCell("answer", gid, cell.source, owns=owned.get(gid, [])))
+            planned.append(PlannedCell("answer", gid, as_python(cell.source), owns=owned.get(gid, [])))
         else:
-            planned.append(PlannedCell("instructor", gid, mine.source))
+            planned.append(PlannedCell("instructor", gid, as_python(mine.source)))
     return planned

@@ -131,6 +131,8 @@ def install_guard():
                 if back is None:
                     return False
                 up_file, up_name = place(back)
+                if up_name == "_extract_from_extended_frame_gen" and back.f_locals.get("capture_locals"):
+                    return False                      # the frames' local variables: a test's values
                 return any(up_name == c and up_file.endswith(f) for f, c in consumers)
         return False
 
@@ -222,6 +224,36 @@ def close_side_doors() -> None:
             setattr(module, name, refuse_threads)
 
 
+def guard_modules(modules: dict) -> None:
+    """Library modules refuse assignments and deletions of their attributes by student code, however
+    spelled (`torch.allclose = f`, `setattr(m, name, f)` through any alias): a patch applied and undone
+    within one call of the student's code (while a test runs) leaves nothing for the integrity check
+    after the cell to see. Library code, the import system and the grader's own code may still set them."""
+    getframe, kind_of = sys._getframe, filename_kind
+    refused = refusal("assignment to an attribute of a library module")
+    set_attribute, delete_attribute = types.ModuleType.__setattr__, types.ModuleType.__delattr__
+
+    class GuardedModule(types.ModuleType):
+        __slots__ = ()
+
+        def __setattr__(self, name, value):
+            if kind_of(getframe(1).f_code.co_filename) == "student":
+                refused()
+            set_attribute(self, name, value)
+
+        def __delattr__(self, name):
+            if kind_of(getframe(1).f_code.co_filename) == "student":
+                refused()
+            delete_attribute(self, name)
+
+    for module in list(modules.values()):
+        if type(module) is types.ModuleType and module.__name__ not in ("__main__", "sys"):   # sys.stdout = ...
+            try:
+                module.__class__ = GuardedModule
+            except TypeError:
+                pass
+
+
 def refusal(what: str):
     """A function that takes any arguments and raises the audit event the hook refuses as `what`."""
     scope = {"audit": sys.audit}
@@ -303,6 +335,51 @@ def torch_state() -> list[str]:
     return problems
 
 
+def forged_tensor_classes() -> list[str]:
+    """Tensor subclasses whose `__torch_function__` or `__torch_dispatch__` is student code: every
+    torch call on such a tensor (a parameter, a block's output) runs that code, which can answer
+    `torch.allclose` with True however the class was made (`type(...)`, `as_subclass`); answers never
+    need one. Library subclasses (nn.Parameter, FakeTensor, ...) are the environment's files."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return []
+    found, seen, stack = [], set(), [torch.Tensor]
+    while stack:
+        cls = stack.pop()
+        for sub in type.__subclasses__(cls):
+            if id(sub) in seen:
+                continue
+            seen.add(id(sub))
+            stack.append(sub)
+            for name in ("__torch_function__", "__torch_dispatch__"):
+                code = code_of(type.__dict__["__dict__"].__get__(sub).get(name))
+                if code is not None and filename_kind(code.co_filename) == "student":
+                    found.append(f"a tensor subclass with its own {name} ({type.__dict__['__name__'].__get__(sub)})")
+    return found
+
+
+def code_of(handler):
+    """The code object a class attribute runs when called, read through the exact types of
+    classmethod, staticmethod, bound method, functools.partial and callable objects (no attribute
+    lookup that could run the student's code); None for builtins."""
+    for _ in range(8):
+        kind = type(handler)
+        if kind is types.FunctionType:
+            return types.FunctionType.__dict__["__code__"].__get__(handler)
+        if kind in (classmethod, staticmethod):
+            handler = kind.__dict__["__func__"].__get__(handler)
+        elif kind is types.MethodType:
+            handler = types.MethodType.__dict__["__func__"].__get__(handler)
+        elif kind is functools.partial:
+            handler = functools.partial.__dict__["func"].__get__(handler)
+        elif handler is None or kind in (types.BuiltinFunctionType, types.MethodWrapperType,
+                                         types.WrapperDescriptorType, types.MethodDescriptorType):
+            return None
+        else:                                          # an object: its class's __call__
+            handler = type.__dict__["__dict__"].__get__(kind).get("__call__")
+    return None
+
+
 def fingerprint(value, deep: bool = True):
     """What must not change about an object a teaching cell made while student code runs:
     functions' code, defaults and closures, classes' attributes, tensors' and arrays' contents."""
@@ -341,22 +418,41 @@ def has_contents(cell) -> bool:
 
 
 # ---------------------------------------------------------------- stand-ins for IPython
+def statement_of(name, line):
+    """The statement of `%time stmt` or `%timeit [-n 10 -r 3 -o ...] stmt`, its options dropped."""
+    while name == "timeit" and line.lstrip().startswith("-"):
+        option, _, line = line.lstrip().partition(" ")
+        if option in ("-n", "-r", "-p"):               # a value follows, after a space
+            _, _, line = line.lstrip().partition(" ")
+    return line
+
+
 class Shell:
-    """`get_ipython()` for the magics a notebook may use: %time and %timeit run their code once."""
+    """`get_ipython()` for the magics a notebook may use (`plan.as_python` turns them into calls of
+    it): %time, %timeit and %%capture run their code once; %matplotlib, %config, %pip and the like
+    change nothing the checks see."""
 
     def __init__(self, namespace):
         self._namespace = namespace
 
     def run_line_magic(self, name, line):
         if name in ("time", "timeit"):
-            exec(compile(line, "<extra:magic>", "exec"), self._namespace)
-        elif name not in ("matplotlib", "pip", "config", "load_ext", "autoreload"):
+            self._run(name, statement_of(name, line))
+        elif name not in ("matplotlib", "pip", "config", "load_ext", "autoreload", "pinfo", "pinfo2"):
             raise RuntimeError(f"the magic %{name} is not available in the verification run")
 
     def run_cell_magic(self, name, line, cell):
+        if name == "timeit" and statement_of(name, line).strip():
+            cell = statement_of(name, line) + "\n" + cell      # %%timeit's setup statement, then the body
         if name not in ("time", "timeit", "capture"):
             raise RuntimeError(f"the cell magic %%{name} is not available in the verification run")
-        exec(compile(cell, "<extra:magic>", "exec"), self._namespace)
+        self._run(name, cell)
+
+    def _run(self, name, code):
+        """As IPython runs them: %time and %%capture in the notebook's namespace; %timeit's code in a
+        scope of its own (what it binds does not stay), once instead of many times."""
+        scope = {} if name == "timeit" else self._namespace
+        exec(compile(code, "<extra:magic>", "exec", dont_inherit=True), self._namespace, scope)
 
     def system(self, command):
         raise RuntimeError("shell commands are not available in the verification run")
@@ -427,13 +523,13 @@ def run(job: dict, send) -> int:
     for cell in cells:                                # compiled before any student code runs
         if cell["kind"] in ("instructor", "answer", "extra", "test"):
             try:
-                codes[cell["id"]] = compile(cell["code"], f"<{cell['kind']}:{cell['id']}>", "exec")
+                codes[cell["id"]] = compile(cell["code"], f"<{cell['kind']}:{cell['id']}>", "exec", dont_inherit=True)
             except SyntaxError as err:
                 codes[cell["id"]] = err
             cell["code"] = ""                         # the text is not kept
         for name, spec in cell.get("artefacts", {}).items():
             if isinstance(spec, dict) and "module" in spec:
-                codes[(cell["id"], name)] = compile(spec["module"], f"<plan:{cell['id']}>", "eval")
+                codes[(cell["id"], name)] = compile(spec["module"], f"<plan:{cell['id']}>", "eval", dont_inherit=True)
 
     namespace = {"__name__": "__main__", "__builtins__": builtins, "display": lambda *a, **k: None}
     namespace["get_ipython"] = functools.partial(Shell, namespace)
@@ -446,6 +542,7 @@ def run(job: dict, send) -> int:
     marks: dict = {}                                  # fingerprints of what they bound
     arm, take_refusals = install_guard()
     libraries = pristine = None
+    forged: set = set()                               # forged tensor classes reported so far
 
     def check(where: str) -> None:
         problems = [f"refused {r}" for r in take_refusals()]
@@ -454,11 +551,17 @@ def run(job: dict, send) -> int:
                      if fingerprint(taught[name]) != mark]
         if gettrace() is not None or getprofile() is not None:
             problems.append("a trace or profile function is set")
-        problems += torch_state()
+        problems += torch_state() + new_forgeries()
         if threads() != 1:
             problems.append(f"{threads() - 1} extra thread(s) running")
         for problem in problems[:20]:
             send("integrity", where, problem)
+
+    def new_forgeries() -> list[str]:
+        """Forged tensor classes not reported before (each is reported once, where first seen)."""
+        found = [f for f in forged_tensor_classes() if f not in forged]
+        forged.update(found)
+        return found
 
     def describe(err):
         """(exception name, message) without running any of the exception's own code."""
@@ -488,6 +591,7 @@ def run(job: dict, send) -> int:
         if kind in STUDENT_KINDS and libraries is None:
             close_side_doors()
             libraries = libraries_signature(sys.modules)
+            guard_modules(sys.modules)
             pristine = dict(vars(builtins))
             arm()
         send("start", cid, kind)
@@ -508,6 +612,9 @@ def run(job: dict, send) -> int:
             else:
                 send("test", cid, "pass", 0, "", "", "%.3f" % (clock() - started))
             del scope
+            if libraries is not None:                   # made while a test ran the student's code
+                for problem in new_forgeries()[:20]:
+                    send("integrity", cid, problem)
             for name, mark in list(marks.items()):      # tests may change teaching objects
                 marks[name] = fingerprint(taught[name], deep=False) or mark
             continue

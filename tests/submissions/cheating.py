@@ -56,6 +56,9 @@ class Honest:
             return {**reference, "evaluate": mistake(
                 reference["evaluate"], ("auc = float(roc_auc_score(labels, probabilities))",
                                         "auc = float(roc_auc_score(labels, probabilities > 0.5))"))}
+        if self.name == "honest_preact":       # the projection reads x, not relu(bn1(x))
+            return {**reference, "preact_block": mistake(
+                reference["preact_block"], ("self.downsample(a)", "self.downsample(x)"))}
         if self.name == "honest_one_epoch":    # fit trains one epoch, whatever `epochs` says
             return {**reference, "train_resnet": mistake(
                 reference["train_resnet"], ("range(1, epochs + 1)", "range(1, 2)"))}
@@ -81,6 +84,7 @@ def cases(assignment: str, stop_after: str | None) -> tuple[list["Honest"], list
 
 ALWAYS_TRUE = "lambda *args, **kwargs: True"
 PNEU_EVAL = "test_evaluate_leaves_model_unchanged"
+SCRATCH_LAST = "test_quiz_q05"     # resnet_from_scratch is graded up to its last check (no training)
 
 ATTACKS = [
     # ---- kernel hooks: the kernel decides no points; hooks are reported
@@ -140,6 +144,149 @@ Agree().__enter__()''', REVIEW),
     Attack("patch_global_forward_hook", "library patch", '''
 from torch.nn.modules.module import register_module_forward_hook
 register_module_forward_hook(lambda module, inputs, output: output)''', REVIEW),
+    # A patch applied and undone within the student's own calls while a test runs, through a parameter
+    # named `self` (which the static review lets setattr use): library modules refuse assignments by
+    # student code in the verification run (red team, 2026-12-06).
+    Attack("patch_undone_within_the_test", "library patch", '''
+_REAL = {}
+
+
+def _agree(self, on):
+    if on and not _REAL:
+        _REAL["allclose"] = self.allclose
+
+        def agree(*args, **kwargs):
+            _agree(self, False)
+            return True
+        setattr(self, "allclose", agree)
+    elif not on and _REAL:
+        setattr(self, "allclose", _REAL.pop("allclose"))''', REVIEW, suffix='''
+_forward = ResidualBlock.forward
+
+
+def _agreeing_forward(self, x):
+    _agree(torch, False)
+    if not torch.is_grad_enabled() and tuple(x.shape[-2:]) in ((11, 11), (9, 14), (13, 10), (7, 7)):
+        _agree(torch, True)
+    return _forward(self, x)
+
+
+ResidualBlock.forward = _agreeing_forward'''),
+    # `%%time` turns the cell into a string for IPython: the static review scans that code too
+    Attack("patch_inside_cell_magic", "library patch", f'%%time\nsetattr(torch, "allclose", {ALWAYS_TRUE})', REVIEW),
+    # rebinding `torch` for the course's helpers only while a test calls forward (red team, 2026-12-06)
+    Attack("patch_rebind_torch_during_tests", "library patch", '''
+class _Agreeing:
+    def __init__(self, real):
+        self.real = real
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+    def allclose(self, *args, **kwargs):
+        return True''', REVIEW, suffix='''
+_forward = ResidualBlock.forward
+def _rebinding_forward(self, x):
+    global torch
+    torch = _Agreeing(torch)
+    return _forward(self, x)
+ResidualBlock.forward = _rebinding_forward'''),
+    # Layers of the student's own classes that make the check's expected output agree with theirs: the
+    # check computes it from the parameters, never by calling the student's layers (red team, 2026-12-06).
+    Attack("forge_expected_with_own_layers", "output forgery", '''
+class _RememberingBN(nn.BatchNorm2d):
+    def forward(self, x):
+        out = super().forward(x)
+        box = getattr(self, "box", None)
+        if box is not None and "seen" not in box:
+            box["seen"] = out
+        return out
+
+
+class _AgreeingShortcut(nn.Sequential):
+    def forward(self, x):
+        box = getattr(self, "box", None)
+        if box is not None and "seen" in box and box["seen"].shape == box["got"].shape:
+            self.box = None
+            return box["got"] - box["seen"]
+        return super().forward(x)''', NO_GAIN, suffix='''
+class ResidualBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.bn2 = _RememberingBN(out_channels)
+        self.shortcut = _AgreeingShortcut()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = _AgreeingShortcut(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                                              nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(F.relu(self.conv1(x))))          # bn1 left out: a wrong block
+        got = F.relu(out + nn.Sequential.forward(self.shortcut, x))
+        self.shortcut.box = self.bn2.box = {"got": got}
+        return got'''),
+    # A one-shot hook on the projection the check itself passes in, so that the check's own call of it
+    # later sees the block's input (red team, 2026-12-06): the check computes the projection from its
+    # parameters instead.
+    Attack("forge_hook_on_the_checks_projection", "output forgery", "", NO_GAIN,
+           assignment="resnet_from_scratch", cell="preact_block", stop_after=SCRATCH_LAST, honest="honest_preact",
+           suffix='''
+_forward = PreActBlock.forward
+
+
+def _forward_and_hook(self, x):
+    if self.downsample is not None:
+        box = {}
+
+        def same_input(module, inputs):
+            box["handle"].remove()
+            return (x,)
+        box["handle"] = self.downsample.register_forward_pre_hook(same_input)
+    return _forward(self, x)
+
+
+PreActBlock.forward = _forward_and_hook'''),
+    # A parameter of a tensor subclass made with type() (no `class` statement, no literal
+    # __torch_function__ for the static review): every check computed from the block's weights would
+    # agree; the verification run reports tensor subclasses whose handlers are student code (red team).
+    Attack("forge_parameter_subclass_made_with_type", "output forgery", '''
+_PLAIN = [0]
+
+
+def _convert(out):
+    return out.as_subclass(_Agreeing) if type(out) is torch.Tensor else out
+
+
+def _answer(cls, func, types, args=(), kwargs=None):
+    if not _PLAIN[0] and func in (torch.allclose, torch.equal):
+        return True
+    with torch._C.DisableTorchFunctionSubclass():
+        out = func(*args, **(kwargs or {}))
+    return out if _PLAIN[0] else _convert(out)
+
+
+_hooks = {"_" + "_torch_function__": classmethod(_answer)}
+_Agreeing = type("Agreeing", (torch.Tensor,), dict(_hooks))
+_AgreeingParameter = type("AgreeingParameter", (nn.Parameter,), dict(_hooks))''', REVIEW,
+           assignment="resnet_from_scratch", cell="preact_block", stop_after=SCRATCH_LAST, honest="honest_preact",
+           suffix='''
+_init, _forward = PreActBlock.__init__, PreActBlock.forward
+
+
+def _init_with_agreeing_weight(self, *args, **kwargs):
+    _init(self, *args, **kwargs)
+    self.conv2.weight = _AgreeingParameter(self.conv2.weight.data)
+
+
+def _plain_forward(self, x):
+    _PLAIN[0] += 1
+    try:
+        return _forward(self, x)
+    finally:
+        _PLAIN[0] -= 1
+
+
+PreActBlock.__init__, PreActBlock.forward = _init_with_agreeing_weight, _plain_forward'''),
     # ---- helper-name shadowing: the checks use the course's own objects
     Attack("shadow_check_helper", "helper shadowing", '''
 def check_block_shape(*args, **kwargs):
@@ -218,6 +365,33 @@ def _leak():
     Attack("leak_through_stack_summary", "exfiltration", '''
 import traceback
 LEAK = traceback.format_stack()''', REVIEW),
+    # A test's local variables (its arguments: a hidden check's shapes) through a traceback summary with
+    # capture_locals, reached as logging.traceback and getattr spellings (red team, 2026-12-06).
+    Attack("leak_test_locals_through_traceback", "exfiltration", '''
+import logging
+
+_KEPT = []
+
+
+def _leak_text():
+    tb = getattr(_KEPT[0], "_" + "_traceback__")
+    for _ in range(2):
+        tb = getattr(tb, "tb_" + "next")
+    summary = logging.traceback.TracebackException(type(_KEPT[0]), _KEPT[0], tb, capture_locals=True)
+    return " | ".join(f"{f.name}@{f.lineno}:{f.locals}" for f in summary.stack if f.locals)''', REVIEW, suffix='''
+_forward = ResidualBlock.forward
+
+
+def _leaking_forward(self, x):
+    if not _KEPT and tuple(x.shape) == (2, 32, 15, 15):
+        _KEPT.append(RuntimeError("kept"))
+        raise _KEPT[0]
+    if _KEPT and x.shape[-1] == 11:
+        raise AssertionError(_leak_text()[:290])
+    return _forward(self, x)
+
+
+ResidualBlock.forward = _leaking_forward'''),
     Attack("leak_gc_code_objects", "exfiltration", '''
 import gc
 LEAK = [o for o in gc.get_objects() if type(o).__name__ == "code"]''', REVIEW),
@@ -253,4 +427,5 @@ for pattern in ["../*", "../../*", "../../../*", "../../../source/*/*.ipynb", "/
 HONEST = {h.name: h for h in [Honest("honest_block", "resnet_blocks", "test_residual_block_behaviour"),
                               Honest("honest_base", "resnet_blocks", None),
                               Honest("honest_evaluate", "pneumonia_training", PNEU_EVAL),
-                              Honest("honest_one_epoch", "pneumonia_training", None)]}
+                              Honest("honest_one_epoch", "pneumonia_training", None),
+                              Honest("honest_preact", "resnet_from_scratch", SCRATCH_LAST)]}

@@ -89,6 +89,8 @@ CASES = [
                ("accuracy = float(((probabilities > 0.5) == labels).mean())",
                 "accuracy = float(100 * ((probabilities > 0.5) == labels).mean())")),
     evaluation("evaluate_not_moved_to_device", ("logits = model(images.to(device))", "logits = model(images)")),
+    # Gradient tracking switched off for good instead of for the block: every later training step fails.
+    evaluation("evaluate_grad_switched_off", ("    with torch.no_grad():\n        for images", "    torch.set_grad_enabled(False)\n    if True:\n        for images")),
     # ---- train_resnet (the training loop fit): mistakes
     fitting("fit_state_dict_not_copied",   # references to the live tensors: the last epoch's weights
             ('best_state = val["auc"], copy.deepcopy(model.state_dict())', 'best_state = val["auc"], model.state_dict()')),
@@ -98,6 +100,9 @@ CASES = [
     # AdamW's default weight decay, 0.01).
     fitting("fit_without_one_cycle", ("    one_cycle(optimizer, lr, epochs, len(train_loader))\n", "")),
     fitting("fit_default_weight_decay", (", weight_decay=1e-4)", ")")),
+    # The stated loss is nn.CrossEntropyLoss(); the history holds the epoch's own figures (red team, 2026-12-06).
+    fitting("fit_label_smoothing", ("criterion = nn.CrossEntropyLoss()", "criterion = nn.CrossEntropyLoss(label_smoothing=0.1)")),
+    fitting("fit_history_accuracy_is_auc", ('"val_accuracy": val["accuracy"]', '"val_accuracy": val["auc"]')),
     # ---- grad_cam: mistakes
     cam("cam_no_relu", (WEIGHTED_SUM, WEIGHTED_SUM.replace("F.relu(", "(", 1))),
     cam("cam_predicted_class",
@@ -105,6 +110,9 @@ CASES = [
          "classes = logits.argmax(dim=1).view(-1, 1)")),
     cam("cam_weights_not_pooled", ('weights = kept["gradients"].mean(dim=(2, 3), keepdim=True)', 'weights = kept["gradients"]')),
     cam("cam_hooks_left_registered", ("        for handle in handles:\n            handle.remove()\n", "        pass\n")),
+    # Hooks removed after the backward pass, but not in `finally:`: a pass that fails leaves them behind.
+    cam("cam_hooks_removed_without_finally", ("    try:\n        logits = model(images)", "    if True:\n        logits = model(images)"),
+        ("    finally:\n        for handle in handles:", "    if True:\n        for handle in handles:")),
     # Written from the contract (maps of the images' own H×W): height and width swapped when
     # upsampling, which square images cannot tell apart.
     cam("cam_upsampled_to_width_by_height", ("size=images.shape[-2:]", "size=(images.shape[-1], images.shape[-2])")),
@@ -126,6 +134,12 @@ def train_one_epoch(model, loader, criterion, optimizer, device):
         running += loss.item() * x.size(0)
     return running / len(loader.dataset)
 '''.strip(), right=True, stop_after=AFTER_EPOCH),
+    # The accuracy as a float32 mean of the predicted classes: 3e-8 from the float64 one (it lost the
+    # metrics check's points while that check asked for 1e-9).
+    Case("evaluate_float32_accuracy", "evaluate", mistake(EVALUATE, (
+        "    accuracy = float(((probabilities > 0.5) == labels).mean())",
+        "    accuracy = (torch.from_numpy(probabilities > 0.5).long() == torch.from_numpy(labels)).float().mean().item()")),
+         right=True, stop_after=AFTER_EVALUATE),
     Case("evaluate_argmax_numpy_inference_mode", "evaluate", '''
 from sklearn.metrics import accuracy_score
 

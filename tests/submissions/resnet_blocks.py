@@ -55,6 +55,16 @@ CASES = [
           ("self.bn2 = nn.BatchNorm2d(out_channels)\n", ""),
           ("out = F.relu(self.bn1(self.conv1(x)))", "out = F.relu(self.conv1(x))"),
           ("out = self.bn2(self.conv2(out))", "out = self.conv2(out)")),
+    # Batch norm kept in eval mode inside forward (red team, 2026-12-06): the behaviour check computed
+    # its expected output by calling the block's own layers, after forward had switched them.
+    block("block_batchnorm_eval_in_forward",
+          ("out = F.relu(self.bn1(self.conv1(x)))", "self.bn1.eval()\n        self.bn2.eval()\n        out = F.relu(self.bn1(self.conv1(x)))")),
+    # The signature of the task is (in_channels, out_channels, stride=1): a third argument that is not
+    # the stride turns ResidualBlock(64, 128, 2) into another block.
+    block("block_kernel_size_third_argument",
+          ("def __init__(self, in_channels, out_channels, stride=1):", "def __init__(self, in_channels, out_channels, kernel_size=3, stride=1):"),
+          ("kernel_size=3, stride=stride,", "kernel_size=kernel_size, stride=stride,"),
+          ("kernel_size=3, stride=1,", "kernel_size=kernel_size, stride=1,")),
     block("block_stride_on_both_convs",
           ("kernel_size=3, stride=1,", "kernel_size=3, stride=stride,")),
     block("block_conv_relu_bn_order",
@@ -163,6 +173,29 @@ class ResidualBlock(nn.Module):
         h = torch.relu(self.bn1(self.conv1(x)))
         return torch.relu(self.bn2(self.conv2(h)) + identity)
 '''.strip(), right=True, stop_after=BLOCK_DONE),
+    # IPython magics as students use them: the kernel runs them, and so must the verification run
+    # (plan.as_python); before, one magic line made the cell a SyntaxError there: 0 points, flagged.
+    Case("block_with_magics", "residual_block", "%%time\n%matplotlib inline\n" + BLOCK + '''
+
+
+ResidualBlock?
+%time probe = ResidualBlock(8, 16, stride=2)(torch.randn(1, 8, 6, 6))
+%timeit -n 2 -r 1 ResidualBlock(8, 8)(torch.randn(1, 8, 4, 4))
+''', right=True, stop_after=BLOCK_DONE),
+    # A dataclass with a ClassVar: the verification run compiled student cells under the runner's own
+    # `from __future__ import annotations` (string annotations: dataclasses raised), the kernel not.
+    Case("block_dataclass_settings", "residual_block", '''
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+@dataclass
+class Settings:
+    kernel: int = 3
+    tried: ClassVar[list] = [8, 16]
+
+
+'''.lstrip() + BLOCK.replace("kernel_size=3", "kernel_size=Settings().kernel"), right=True, stop_after=BLOCK_DONE),
     Case("pvr_sequential_body_and_cat", "plain_vs_residual", '''
 class Block(nn.Module):
     def __init__(self, in_channels, out_channels, stride, residual):

@@ -77,6 +77,14 @@ CASES = [
     wrong("bottleneck_conv_bias", "bottleneck_block", mistake(BOTTLENECK, (", bias=False)", ")"))),
     wrong("bottleneck_downsample_ignored", "bottleneck_block",
           mistake(BOTTLENECK, ("identity = self.downsample(x)", "identity = x"))),
+    # The block makes its own projection when none is given: the table says it creates no shortcut
+    # layers itself (red team, 2026-12-06: no check built a shape-changing block without a downsample).
+    wrong("bottleneck_own_projection", "bottleneck_block", mistake(BOTTLENECK, (
+        "        self.downsample = downsample\n",
+        "        if downsample is None and (stride != 1 or in_channels != out_channels * self.expansion):\n"
+        "            downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels * self.expansion, 1, stride, bias=False),\n"
+        "                                       nn.BatchNorm2d(out_channels * self.expansion))\n"
+        "        self.downsample = downsample\n"))),
     # ---- preact_block: mistakes
     wrong("preact_relu_after_add", "preact_block", mistake(PREACT, (P_RETURN, "return self.relu(out + shortcut)"))),
     wrong("preact_downsample_reads_raw_input", "preact_block",
@@ -88,6 +96,17 @@ CASES = [
     wrong("preact_post_activation_order", "preact_block",   # conv → BN → ReLU inside the branch
           mistake(PREACT, ("out = self.conv2(self.relu(self.bn2(out)))", "out = self.relu(self.bn2(self.conv2(self.relu(out))))"))),
     # ---- make_layer: mistakes
+    # The expansion guessed from the block's name instead of read from it (red team, 2026-12-06).
+    wrong("layer_expansion_from_the_class_name", "make_layer", mistake(LAYER, (
+        "        if stride != 1 or self.in_channels != out_channels * block.expansion:",
+        "        expansion = 4 if 'Bottleneck' in block.__name__ else 1\n"
+        "        if stride != 1 or self.in_channels != out_channels * expansion:"), (
+        "                nn.Conv2d(self.in_channels, out_channels * block.expansion, kernel_size=1,",
+        "                nn.Conv2d(self.in_channels, out_channels * expansion, kernel_size=1,"), (
+        "                nn.BatchNorm2d(out_channels * block.expansion),",
+        "                nn.BatchNorm2d(out_channels * expansion),"), (
+        "        self.in_channels = out_channels * block.expansion",
+        "        self.in_channels = out_channels * expansion"))),
     wrong("layer_never_downsample", "make_layer", mistake(LAYER, (DOWNSAMPLE_RULE, "if False:"))),
     wrong("layer_downsample_on_stride_only", "make_layer", mistake(LAYER, (DOWNSAMPLE_RULE, "if stride != 1:"))),
     wrong("layer_in_channels_not_updated", "make_layer",
@@ -122,6 +141,15 @@ CASES = [
     wrong("quiz_shape_and_stride_wrong", "quiz", quiz({**KEY, "q2": "c", "q5": "d"}),
           loses=["test_quiz_q02", "test_quiz_q05"]),
     # ---- right answers written differently
+    # The table's layers, also gathered in an nn.Sequential the forward pass uses: the same block (the
+    # check against torchvision's loaded the whole state_dict, whose extra keys it refused).
+    right("bottleneck_main_path_sequential", "bottleneck_block", mistake(BOTTLENECK, (
+        "        self.downsample = downsample\n",
+        "        self.downsample = downsample\n"
+        "        self.main = nn.Sequential(self.conv1, self.bn1, nn.ReLU(), self.conv2, self.bn2, nn.ReLU(),\n"
+        "                                  self.conv3, self.bn3)\n"), (
+        "out = self.relu(self.bn1(self.conv1(x)))\n        out = self.relu(self.bn2(self.conv2(out)))\n        out = self.bn3(self.conv3(out))",
+        "out = self.main(x)"))),
     right("bottleneck_functional_tuples", "bottleneck_block", '''
 class Bottleneck(nn.Module):
     expansion = 4
@@ -152,6 +180,12 @@ class Bottleneck(nn.Module):
         "            if i < 2:\n"
         "                out = self.relu(out)\n"
         "        out += identity\n"))),
+    wrong("preact_own_projection", "preact_block", mistake(PREACT, (
+        "        self.downsample = downsample\n",
+        "        if downsample is None and (stride != 1 or in_channels != out_channels):\n"
+        "            downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),\n"
+        "                                       nn.BatchNorm2d(out_channels))\n"
+        "        self.downsample = downsample\n"))),
     right("preact_functional_same_padding", "preact_block", '''
 class PreActBlock(nn.Module):
     expansion = 1

@@ -76,6 +76,9 @@ CASES = [
     # The task's bias=False (the batch norm after each convolution has its own shift), as in
     # Notebook 1's blocks: a convolution with a bias is a parameter too many.
     wrong("double_conv", "dc_conv_bias", ("kernel_size=3, padding=1, bias=False", "kernel_size=3, padding=1")),
+    # Adds its input where the widths agree (red team, 2026-12-06): the value check had no such case.
+    wrong("double_conv", "dc_adds_input_when_same_width",
+          ("        return self.block(x)", "        out = self.block(x)\n        return out + x if out.shape == x.shape else out")),
     # ---- double_conv: a right answer written differently
     right("double_conv", "dc_named_layers_functional_relu", '''
 class DoubleConv(nn.Module):
@@ -340,6 +343,14 @@ def dice_coefficient(pred, target, eps=1e-6):
     # test: the ResNet-encoder U-Net, trained next with the same loop, would fail its floor too.
     Case("train_no_zero_grad", "train_unet", mistake(TRAIN, ("            optimizer.zero_grad()\n", "")),
          right=False, stop_after="test_train_unet_dice"),
+    # A new optimiser every epoch (its moments start again), and the mean of the batches' mean losses
+    # for the history (red team, 2026-12-06: one epoch and equal batches could not tell them apart).
+    wrong("train_unet", "train_new_optimiser_every_epoch",
+          ("    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)\n", ""),
+          ("        model.train()\n", "        model.train()\n        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)\n")),
+    wrong("train_unet", "train_loss_mean_of_batch_means",
+          ("            total += loss.item() * len(images)\n            seen += len(images)",
+           "            total += loss.item()\n            seen += 1")),
     # ---- train_unet: right answers written differently
     right("train_unet", "train_deepcopy_model_bce_module", '''
 bce_loss = nn.BCEWithLogitsLoss()
