@@ -44,9 +44,9 @@ def test_rerun_resubmission_and_review(tmp_path):
     assert rows(out) == graded                         # idempotent
 
     assert review.main(a.id, "bob", "accepted", "looked at it: harmless", out=out, work=work) == 0
-    # accepted: bob's verified points, 16 of 18 (his always-true torch.allclose also fails the check that
-    # tells plain from residual outputs apart)
-    assert rows(out)["bob"] == ("16.0", "accepted") and statuses(out)["bob"] == "review accepted"
+    # accepted: bob's verified points, 11 of 18: the verification run refuses his assignment to
+    # torch.allclose, which stops his answer cell at its first line (residual_block's 7 points)
+    assert rows(out)["bob"] == ("11.0", "accepted") and statuses(out)["bob"] == "review accepted"
     assert "Reviewed and accepted" in (out / "feedback" / "bob.html").read_text()
     assert review.main(a.id, "bob", "rejected", out=out, work=work) == 0
     assert rows(out)["bob"] == ("0.0", "rejected")
