@@ -13,7 +13,8 @@ HONEST = {
     "model surgery": "model = torchvision.models.resnet18(weights=None)\nmodel.fc = nn.Linear(512, 2)\n"
                      "model.conv1.weight.requires_grad = False",
     "getattr of a layer": "layer = getattr(model, f'layer{i}')",
-    "settings": "torch.backends.cudnn.benchmark = True\nplt.rcParams['figure.figsize'] = (4, 3)",
+    "settings": "torch.backends.cudnn.benchmark = True\ntorch.backends.cudnn.enabled = False\n"
+                "plt.rcParams['figure.figsize'] = (4, 3)",
     "magics": "%time x = 1\n%matplotlib inline\n%pip install tqdm",
     "ordinary dunders": "name = self.__class__.__name__\nprint(torch.__version__)",
     "files and paths": "import os, tempfile\npath = os.path.join(tempfile.mkdtemp(), 'best.pt')\n"
@@ -22,6 +23,8 @@ HONEST = {
     "sys streams": "import sys\nsys.stdout.flush()",
     "timed cell": "%%time\nmodel = nn.Linear(2, 2)\n%timeit -n 2 model(torch.zeros(1, 2))\nmodel?",
     "a global of the student's own": "calls = 0\ndef step():\n    global calls\n    calls += 1",
+    "the setup cell's Colab test": "import sys\nIN_COLAB = 'google.colab' in sys.modules\n"
+                                   "if 'torch_xla' not in sys.modules:\n    pass",
 }
 
 CHEATS = {
@@ -38,6 +41,8 @@ CHEATS = {
     "import importlib": "imports importlib",
     "from ctypes import string_at": "imports ctypes",
     "import sys\nsys.modules['torch'].allclose = f": "uses sys.modules",
+    "import sys\nok = 'x' in sys.modules and sys.modules.get('torch')": "uses sys.modules",
+    "import sys\nm = [name for name in sys.modules]": "uses sys.modules",
     "import os\nos._exit(0)": "uses os._exit",
     "get_ipython().events.register('pre_run_cell', print)": "uses get_ipython",
     "f.__code__ = g.__code__": "reaches __code__",

@@ -9,7 +9,8 @@ code spells it:
 - modules that reach into the interpreter, the grader, processes or the network: importlib,
   builtins, ctypes, gc, inspect, dis, marshal, types, signal, threading, multiprocessing, socket,
   subprocess, urllib, IPython (except IPython.display), nbgrader, coursekit, ...; `sys` beyond its
-  streams and version, and `os`'s process, signal and identity functions;
+  streams, its version and membership tests of `sys.modules`, and `os`'s process, signal and
+  identity functions;
 - dunder and frame/code attributes beyond the ordinary ones (`__init__`, `__name__`, ...):
   `__dict__`, `__code__`, `__globals__`, `__closure__`, `__subclasses__`, `f_back`, `tb_frame`, ...;
 - assignments to (or deletions of) attributes of imported modules and library classes, however
@@ -57,7 +58,8 @@ FRAME_ATTRIBUTE_PATTERN = re.compile(r"^(tb_frame|tb_next|tb_lasti|f_back|f_loca
                               r"f_trace\w*|gi_frame|gi_code|cr_frame|cr_code|ag_frame|ag_code|co_\w+|"
                               r"cell_contents)$")
 ALLOWED_SETTINGS = {"torch.backends.cudnn.benchmark", "torch.backends.cudnn.deterministic",
-                    "torch.backends.cudnn.allow_tf32", "torch.backends.cuda.matmul.allow_tf32"}
+                    "torch.backends.cudnn.enabled", "torch.backends.cudnn.allow_tf32",
+                    "torch.backends.cuda.matmul.allow_tf32"}
 ALLOWED_MAGICS = {"time", "timeit", "matplotlib", "pip", "config", "load_ext", "autoreload", "capture",
                   "pinfo", "pinfo2"}
 TORCH_OVERRIDES = {"__torch_function__", "__torch_dispatch__"}
@@ -94,9 +96,10 @@ def scan(code: str, library_names: set[str] = frozenset()) -> list[str]:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             modules |= {(a.asname or a.name).split(".")[0] for a in node.names}
     _aliases(tree, modules)
+    membership = _membership_tests(tree)
     for node in ast.walk(tree):
         line = getattr(node, "lineno", 0)
-        if line in magic_lines:
+        if line in magic_lines or node in membership:
             continue
         for finding in _findings(node, modules):
             findings.append(f"line {line}: {finding}")
@@ -140,6 +143,14 @@ def _aliases(tree: ast.Module, modules: set[str]) -> None:
                         if isinstance(t, ast.Name) and t.id not in modules:
                             modules.add(t.id)
                             changed = True
+
+
+def _membership_tests(tree: ast.Module) -> set[ast.AST]:
+    """`sys.modules` nodes that only test membership (`"google.colab" in sys.modules`, as the setup
+    cell does): a dict lookup of a name, which neither returns a module nor changes anything."""
+    return {right for node in ast.walk(tree) if isinstance(node, ast.Compare)
+            for op, right in zip(node.ops, node.comparators)
+            if isinstance(op, (ast.In, ast.NotIn)) and _dotted(right) == "sys.modules"}
 
 
 def _findings(node: ast.AST, modules: set[str]) -> list[str]:

@@ -65,8 +65,10 @@ FRAME_ACQUIRERS = {
 INSPECT = os.path.join(os.path.dirname(os.__file__), "inspect.py")
 CODE_READERS = [(INSPECT, name) for name in ("_has_code_flag", "_signature_from_function",
                                              "_signature_from_callable", "getfullargspec", "signature")]
-# Attributes libraries set themselves after import (lazily created objects).
-VOLATILE = frozenset({("matplotlib.pyplot", "_backend_mod"), ("torch.autograd.profiler", "_cupti_monitor_module")})
+# Attributes libraries set themselves after import, on first use: pyplot its backend, pydoc its pager
+# (at the first help()), the profiler its CUPTI monitor.
+VOLATILE = frozenset({("matplotlib.pyplot", "_backend_mod"), ("pydoc", "pager"),
+                      ("torch.autograd.profiler", "_cupti_monitor_module")})
 WATCHED_DATA = ("Tensor", "Parameter", "ndarray", "DataLoader", "TensorDataset")
 MESSAGE_CAP = 600
 

@@ -175,10 +175,16 @@ class ResidualBlock(nn.Module):
 '''.strip(), right=True, stop_after=BLOCK_DONE),
     # IPython magics as students use them: the kernel runs them, and so must the verification run
     # (plan.as_python); before, one magic line made the cell a SyntaxError there: 0 points, flagged.
+    # With them, idioms that were flagged for review: help() (pydoc sets its pager on first use),
+    # the setup cell's Colab test on sys.modules, and a cuDNN setting.
     Case("block_with_magics", "residual_block", "%%time\n%matplotlib inline\n" + BLOCK + '''
 
 
 ResidualBlock?
+help(nn.ReLU)
+import sys
+if "google.colab" not in sys.modules:
+    torch.backends.cudnn.enabled = True
 %time probe = ResidualBlock(8, 16, stride=2)(torch.randn(1, 8, 6, 6))
 %timeit -n 2 -r 1 ResidualBlock(8, 8)(torch.randn(1, 8, 4, 4))
 ''', right=True, stop_after=BLOCK_DONE),
