@@ -25,6 +25,8 @@ HONEST = {
     "a global of the student's own": "calls = 0\ndef step():\n    global calls\n    calls += 1",
     "the setup cell's Colab test": "import sys\nIN_COLAB = 'google.colab' in sys.modules\n"
                                    "if 'torch_xla' not in sys.modules:\n    pass",
+    "an alias of sys, read as allowed": "import sys as system\nsystem.stdout.flush()\n"
+                                        "colab = 'google.colab' in system.modules",
 }
 
 CHEATS = {
@@ -43,6 +45,10 @@ CHEATS = {
     "import sys\nsys.modules['torch'].allclose = f": "uses sys.modules",
     "import sys\nok = 'x' in sys.modules and sys.modules.get('torch')": "uses sys.modules",
     "import sys\nm = [name for name in sys.modules]": "uses sys.modules",
+    "import sys as s\nm = s.modules['torch']\nm.allclose = f": "uses sys.modules",
+    "import sys\ns = sys\nok = 'torch' in s.modules\ns.modules['torch'].allclose = f": "uses sys.modules",
+    "import os as o\no.system('id')": "uses os.system",
+    "import os\nif (run := os):\n    run.kill(1, 9)": "uses os.kill",
     "import os\nos._exit(0)": "uses os._exit",
     "get_ipython().events.register('pre_run_cell', print)": "uses get_ipython",
     "f.__code__ = g.__code__": "reaches __code__",

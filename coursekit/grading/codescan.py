@@ -10,7 +10,7 @@ code spells it:
   builtins, ctypes, gc, inspect, dis, marshal, types, signal, threading, multiprocessing, socket,
   subprocess, urllib, IPython (except IPython.display), nbgrader, coursekit, ...; `sys` beyond its
   streams, its version and membership tests of `sys.modules`, and `os`'s process, signal and
-  identity functions;
+  identity functions, under any name the cell gives them (`import sys as s`, `s2 = s`);
 - dunder and frame/code attributes beyond the ordinary ones (`__init__`, `__name__`, ...):
   `__dict__`, `__code__`, `__globals__`, `__closure__`, `__subclasses__`, `f_back`, `tb_frame`, ...;
 - assignments to (or deletions of) attributes of imported modules and library classes, however
@@ -96,12 +96,13 @@ def scan(code: str, library_names: set[str] = frozenset()) -> list[str]:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             modules |= {(a.asname or a.name).split(".")[0] for a in node.names}
     _aliases(tree, modules)
-    membership = _membership_tests(tree)
+    spellings = {name: _spellings(tree, name) for name in ("sys", "os")}
+    membership = _membership_tests(tree, spellings["sys"])
     for node in ast.walk(tree):
         line = getattr(node, "lineno", 0)
         if line in magic_lines or node in membership:
             continue
-        for finding in _findings(node, modules):
+        for finding in _findings(node, modules, spellings):
             findings.append(f"line {line}: {finding}")
     return sorted(set(findings), key=lambda f: (int(re.match(r"line (\d+)", f).group(1))
                                                 if f.startswith("line ") else 0, f))
@@ -145,15 +146,33 @@ def _aliases(tree: ast.Module, modules: set[str]) -> None:
                             changed = True
 
 
-def _membership_tests(tree: ast.Module) -> set[ast.AST]:
+def _spellings(tree: ast.Module, module: str) -> set[str]:
+    """The names `module` goes by in the cell: its own, `import sys as s`, `s2 = s` (or `s2 := s`)."""
+    names = {module} | {a.asname for n in ast.walk(tree) if isinstance(n, ast.Import)
+                        for a in n.names if a.name == module and a.asname}
+    changed = True
+    while changed:
+        changed = False
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) \
+                    and isinstance(node.value, ast.Name) and node.value.id in names:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                new = {t.id for t in targets if isinstance(t, ast.Name)} - names
+                names |= new
+                changed = changed or bool(new)
+    return names
+
+
+def _membership_tests(tree: ast.Module, sys_names: set[str]) -> set[ast.AST]:
     """`sys.modules` nodes that only test membership (`"google.colab" in sys.modules`, as the setup
     cell does): a dict lookup of a name, which neither returns a module nor changes anything."""
     return {right for node in ast.walk(tree) if isinstance(node, ast.Compare)
             for op, right in zip(node.ops, node.comparators)
-            if isinstance(op, (ast.In, ast.NotIn)) and _dotted(right) == "sys.modules"}
+            if isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, ast.Attribute)
+            and right.attr == "modules" and isinstance(right.value, ast.Name) and right.value.id in sys_names}
 
 
-def _findings(node: ast.AST, modules: set[str]) -> list[str]:
+def _findings(node: ast.AST, modules: set[str], spellings: dict[str, set[str]]) -> list[str]:
     found = []
     if isinstance(node, ast.Name) and node.id in REFLECTIVE_NAMES:
         found.append(f"uses {node.id}")
@@ -181,9 +200,9 @@ def _findings(node: ast.AST, modules: set[str]) -> list[str]:
             found.append(f"reaches {attr}")
         elif FRAME_ATTRIBUTE_PATTERN.match(attr):
             found.append(f"reaches {attr}")
-        elif isinstance(node.value, ast.Name) and node.value.id == "sys" and attr not in ALLOWED_SYS:
+        elif isinstance(node.value, ast.Name) and node.value.id in spellings["sys"] and attr not in ALLOWED_SYS:
             found.append(f"uses sys.{attr}")
-        elif isinstance(node.value, ast.Name) and node.value.id == "os" and FORBIDDEN_OS.match(attr):
+        elif isinstance(node.value, ast.Name) and node.value.id in spellings["os"] and FORBIDDEN_OS.match(attr):
             found.append(f"uses os.{attr}")
         if attr == "__class__" and isinstance(node.ctx, (ast.Store, ast.Del)):
             found.append("assigns __class__")

@@ -62,6 +62,10 @@ CASES = [
     epoch("epoch_not_moved_to_device", ("        " + MOVE, "")),
     epoch("epoch_ignores_criterion",
           ("loss = criterion(model(images), labels)", "loss = F.cross_entropy(model(images), labels)")),
+    # Gradient clipping: not a step of the task's loop, and it changes every step whose gradient is large
+    # (red team, 2026-12-06: the tiny problem's gradients were too small to show it).
+    epoch("epoch_grad_clipping", ("        loss.backward()\n",
+                                  "        loss.backward()\n        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n")),
     # ---- evaluate: mistakes
     evaluation("evaluate_auc_from_hard_labels",
                ("auc = float(roc_auc_score(labels, probabilities))",
@@ -89,6 +93,9 @@ CASES = [
                ("accuracy = float(((probabilities > 0.5) == labels).mean())",
                 "accuracy = float(100 * ((probabilities > 0.5) == labels).mean())")),
     evaluation("evaluate_not_moved_to_device", ("logits = model(images.to(device))", "logits = model(images)")),
+    # Python lists where the task asks for NumPy arrays (red team, 2026-12-06).
+    evaluation("evaluate_returns_lists", ('"probabilities": probabilities, "labels": labels}',
+                                          '"probabilities": probabilities.tolist(), "labels": labels.tolist()}')),
     # Gradient tracking switched off for good instead of for the block: every later training step fails.
     evaluation("evaluate_grad_switched_off", ("    with torch.no_grad():\n        for images", "    torch.set_grad_enabled(False)\n    if True:\n        for images")),
     # ---- train_resnet (the training loop fit): mistakes
@@ -103,6 +110,10 @@ CASES = [
     # The stated loss is nn.CrossEntropyLoss(); the history holds the epoch's own figures (red team, 2026-12-06).
     fitting("fit_label_smoothing", ("criterion = nn.CrossEntropyLoss()", "criterion = nn.CrossEntropyLoss(label_smoothing=0.1)")),
     fitting("fit_history_accuracy_is_auc", ('"val_accuracy": val["accuracy"]', '"val_accuracy": val["auc"]')),
+    # The best epoch by validation accuracy, not AUC: on the tiny problems both peak together (red team,
+    # 2026-12-06); the check's made-up evaluate tells them apart.
+    fitting("fit_best_by_accuracy", ('if val["auc"] > best_auc:\n            best_auc, best_state = val["auc"],',
+                                     'if val["accuracy"] > best_auc:\n            best_auc, best_state = val["accuracy"],')),
     # ---- grad_cam: mistakes
     cam("cam_no_relu", (WEIGHTED_SUM, WEIGHTED_SUM.replace("F.relu(", "(", 1))),
     cam("cam_predicted_class",
@@ -172,6 +183,28 @@ def fit(model, train_loader, val_loader, epochs, lr, device, desc="training"):
         if best is None or metrics["auc"] > best[0]:
             best = (metrics["auc"], {k: v.detach().clone() for k, v in model.state_dict().items()})
     model.load_state_dict(best[1])
+    return history
+'''.strip(), right=True, stop_after=AFTER_CAM),
+    # Also evaluates the training loader every epoch (an extra key in the history): the checks that replace
+    # evaluate on the validation loader leave every other call to the student's own.
+    Case("fit_also_evaluates_training_set", "train_resnet", '''
+def fit(model, train_loader, val_loader, epochs, lr, device, desc="training"):
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    one_cycle(optimizer, lr, epochs, len(train_loader))
+    history, best_auc, best_state = [], float("-inf"), None
+    for epoch in tqdm(range(1, epochs + 1), desc=desc, unit="epoch"):
+        start = time.perf_counter()
+        train_loss = train_one_epoch(model, train_loader, criterion, optimizer, device)
+        on_train = evaluate(model, train_loader, device)
+        val = evaluate(model, val_loader, device)
+        history.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": on_train["accuracy"],
+                        "val_accuracy": val["accuracy"], "val_auc": val["auc"],
+                        "seconds": time.perf_counter() - start})
+        if val["auc"] > best_auc:
+            best_auc = val["auc"]
+            best_state = copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
     return history
 '''.strip(), right=True, stop_after=AFTER_CAM),
     Case("cam_tensor_hook_and_autograd_grad", "grad_cam", '''

@@ -307,6 +307,8 @@ class ResNetUNet(nn.Module):
     wrong("dice_coefficient", "dice_eps_only_in_denominator", (PER_IMAGE, "return (2 * intersection / (total + eps)).mean().item()")),
     wrong("dice_coefficient", "dice_thresholds_inside",
           ("pred = pred.float().flatten(start_dim=1)", "pred = (pred > 0.5).float().flatten(start_dim=1)")),
+    # Another default eps than the task's 1e-6 (red team, 2026-12-06): only a nearly empty mask shows it.
+    wrong("dice_coefficient", "dice_eps_default_changed", ("eps=1e-6", "eps=1e-4")),
     wrong("dice_coefficient", "dice_means_instead_of_sums",
           ("(pred * target).sum(dim=1)", "(pred * target).mean(dim=1)"),
           ("pred.sum(dim=1) + target.sum(dim=1)", "pred.mean(dim=1) + target.mean(dim=1)")),
