@@ -340,6 +340,9 @@ def dice_coefficient(pred, target, eps=1e-6):
           ("    for epoch in progress:\n        model.train()\n", "    model.train()\n    for epoch in progress:\n")),
     wrong("train_unet", "train_with_adam", ("torch.optim.AdamW(", "torch.optim.Adam(")),
     wrong("train_unet", "train_never_steps", ("            optimizer.step()\n", "")),
+    # Nothing moved to `device` (red team, 2026-12-06): runs on a CPU grader, fails on a GPU.
+    wrong("train_unet", "train_model_not_moved", ("    model = model.to(device)\n", "")),
+    wrong("train_unet", "train_batches_not_moved", ("            images, masks = images.to(device), masks.to(device)\n", "")),
     # Passes every check before training (they run a tiny model for 1-3 epochs) but accumulates the
     # gradients of every batch so far: measured test Dice 0.84, below the floor. Graded up to that
     # test: the ResNet-encoder U-Net, trained next with the same loop, would fail its floor too.
