@@ -4,7 +4,9 @@ Every answer is checked on tiny problems before any real training, so the cases 
 notebook up to their cell's last check (`stop_after`): seconds each. `train_resnet` (the training
 loop `fit`) and `grad_cam` cases stop after the last Grad-CAM check, which comes before the
 baseline's and ResNet18's training. The reference and the untouched release are graded up to there
-too (test_grading.GRADED_UP_TO); the cheating corpus's honest bars are graded whole.
+too (test_grading.GRADED_UP_TO); the cheating corpus's honest bars are graded whole. fit's checks run
+fit with the task's own `train_one_epoch` and `evaluate` in place of the student's, so a mistake in
+those costs their own points only: three such mistakes are graded up to fit's checks to show it.
 """
 
 from coursekit.config import load_course
@@ -20,12 +22,12 @@ AFTER_EVALUATE = "test_evaluate_leaves_model_unchanged"
 AFTER_CAM = "test_grad_cam_cleanup"   # fit's checks come before Grad-CAM's
 
 
-def epoch(name, *edits):
-    return Case(name, "train_one_epoch", mistake(EPOCH, *edits), right=False, stop_after=AFTER_EPOCH)
+def epoch(name, *edits, stop_after=AFTER_EPOCH):
+    return Case(name, "train_one_epoch", mistake(EPOCH, *edits), right=False, stop_after=stop_after)
 
 
-def evaluation(name, *edits):
-    return Case(name, "evaluate", mistake(EVALUATE, *edits), right=False, stop_after=AFTER_EVALUATE)
+def evaluation(name, *edits, stop_after=AFTER_EVALUATE):
+    return Case(name, "evaluate", mistake(EVALUATE, *edits), right=False, stop_after=stop_after)
 
 
 def fitting(name, *edits):
@@ -56,9 +58,12 @@ CASES = [
           ("return total_loss / n_samples", "return total_loss / (len(loader) * loader.batch_size)")),
     epoch("epoch_returns_last_batch_loss",
           (ACCUMULATE, "pass\n    return loss.item()")),
+    # Graded up to fit's checks, which run fit with the task's own train_one_epoch and evaluate: these
+    # mistakes passed through fit and cost its points too, until fit's checks stopped using the student's.
     epoch("epoch_returns_tensor",
-          ("total_loss += loss.item() * labels.shape[0]", "total_loss += loss.detach() * labels.shape[0]")),
-    epoch("epoch_no_train_mode", ("    model.train()\n", "")),
+          ("total_loss += loss.item() * labels.shape[0]", "total_loss += loss.detach() * labels.shape[0]"),
+          stop_after=AFTER_CAM),
+    epoch("epoch_no_train_mode", ("    model.train()\n", ""), stop_after=AFTER_CAM),
     epoch("epoch_not_moved_to_device", ("        " + MOVE, "")),
     epoch("epoch_ignores_criterion",
           ("loss = criterion(model(images), labels)", "loss = F.cross_entropy(model(images), labels)")),
@@ -89,9 +94,9 @@ CASES = [
                 "            batch_accuracies.append(((probabilities[-1] > 0.5) == targets[-1]).float().mean().item())"),
                ("accuracy = float(((probabilities > 0.5) == labels).mean())",
                 "accuracy = float(np.mean(batch_accuracies))")),
-    evaluation("evaluate_accuracy_in_percent",
+    evaluation("evaluate_accuracy_in_percent",       # graded up to fit's checks, as epoch_no_train_mode
                ("accuracy = float(((probabilities > 0.5) == labels).mean())",
-                "accuracy = float(100 * ((probabilities > 0.5) == labels).mean())")),
+                "accuracy = float(100 * ((probabilities > 0.5) == labels).mean())"), stop_after=AFTER_CAM),
     evaluation("evaluate_not_moved_to_device", ("logits = model(images.to(device))", "logits = model(images)")),
     # Python lists where the task asks for NumPy arrays (red team, 2026-12-06).
     evaluation("evaluate_returns_lists", ('"probabilities": probabilities, "labels": labels}',
