@@ -185,3 +185,30 @@ def test_a_module_the_student_wrote_is_student_code(tmp_path):
     code = ("import sys\nsys.path.insert(0, '.')\ntry:\n    import helper\nexcept PermissionError:\n    pass\n"
             "def answer(x):\n    return 2 * x")
     assert any("frame access" in p for p in run(tmp_path, code).problems)
+
+
+DATA_TEACHING = """
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+images = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4)
+labels = np.arange(12).reshape(3, 4).T            # not C-contiguous: hashed from a copy
+loader = DataLoader(TensorDataset(images, torch.zeros(2)), batch_size=1)
+"""
+
+
+@pytest.mark.parametrize("change,names", [
+    ("images[1, 2, 3] += 1", {"images", "loader"}),            # the loader holds the same tensor
+    ("images.numpy()[0, 0, 0] = -1", {"images", "loader"}),
+    ("labels[3, 2] = 0", {"labels"}), ("loader.dataset.tensors[1][0] = 5", {"loader"}), ("pass", set()),
+])
+def test_teaching_data_changed_in_place_is_detected(tmp_path, change, names):
+    """Teaching cells' tensors, arrays and loaders are fingerprinted by content: a change in place,
+    through a NumPy view too, is reported after the cell that made it; data left alone is not."""
+    cells = [PlannedCell("instructor", "teaching", DATA_TEACHING),
+             PlannedCell("answer", "answer", f"{change}\ndef answer(x):\n    return 2 * x", owns=["answer"]),
+             PlannedCell("test", "test_answer", TEST, hidden_lines=hidden_line_numbers(TEST), points=2)]
+    result = verify.verify(Process(), SandboxConfig(workdir=str(tmp_path), threads=1), dict(os.environ),
+                           cells, [], verify.Limits(10, 60), set())
+    changed = {p.split("cells' ")[1].split()[0] for p in result.problems if p.startswith("answer: the teaching cells'")}
+    assert changed == names, result.problems
