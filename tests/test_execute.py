@@ -1,5 +1,6 @@
 """The kernel run's reader (execute.read_result) on a small nbgrader course, without a kernel: the
-kernel's verdict on a visible check is whether that check raised, read from the executed notebook."""
+kernel's verdict on a visible check is whether that check raised, read from the executed notebook.
+And the grader's kernel manager (execute.GraderKernelManager) with a plain kernel, no sandbox."""
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
@@ -135,3 +136,42 @@ def test_a_kernel_that_starts_on_the_second_try_is_graded(tmp_path, monkeypatch)
     assert calls == [STUDENT, STUDENT]
     assert result.status == "graded" and result.recorded and result.passed == {"test_x": True}, result.reason
     assert (work / "autograde-try1.log").exists() and "autograded" in (work / "autograde.log").read_text()
+
+
+def test_the_grader_kernel_is_ready_on_an_iopub_message_and_keeps_the_first_output():
+    """The grader's kernel client is ready once `kernel_info` is answered and an IOPub message has
+    come, not after upstream's further 0.2 s of IOPub silence; the first cell's output still comes,
+    and the messages left from starting do not reach the notebook."""
+    from queue import Empty
+
+    from nbclient import NotebookClient
+
+    from coursekit.grading.execute import GraderKernelManager, ReadyClient
+
+    outcomes = []
+
+    class Watched(ReadyClient):
+        async def wait_for_ready(self, timeout=None):
+            receive = self.iopub_channel.get_msg
+
+            async def get_msg(*args, **kwargs):
+                try:
+                    msg = await receive(*args, **kwargs)
+                except Empty:
+                    outcomes.append("silence")
+                    raise
+                outcomes.append(msg["msg_type"])
+                return msg
+
+            self.iopub_channel.get_msg = get_msg
+            try:
+                await super().wait_for_ready(timeout)
+            finally:
+                del self.iopub_channel.get_msg
+
+    assert GraderKernelManager().client_factory is ReadyClient
+    nb = new_notebook(cells=[new_code_cell("print('first')"), new_code_cell("print(2 + 2)")])
+    km = GraderKernelManager(kernel_name="python3", client_factory=Watched)
+    NotebookClient(nb, km=km, timeout=60).execute()
+    assert outcomes and outcomes[-1] != "silence", outcomes
+    assert [[o.get("text") for o in c.outputs] for c in nb.cells] == [["first\n"], ["4\n"]]

@@ -16,8 +16,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 
 import nbformat
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import DottedObjectName, Type
 
 from .. import nbgrader_run
 from .. import notebooks as nbs
@@ -29,6 +33,48 @@ KERNEL_DIED = "the kernel died (crash, exit or memory cap)"
 # notebook's cells come after). A failure of the grader's machinery, tried once more, never "crashed".
 NEVER_STARTED = "Kernel died before replying to kernel_info"
 KERNEL_SAID = "the sandboxed kernel's last stderr line: "    # added to the log by run_kernel
+
+
+class ReadyClient(AsyncKernelClient):
+    """jupyter_client's kernel client, ready once the kernel has answered `kernel_info` and an IOPub
+    message has arrived (so the IOPub subscription works and no output of the first cell is lost).
+    Upstream's `wait_for_ready` then also waits for 0.2 s of IOPub silence at every start, to flush
+    the `kernel_info` requests' status messages; nbclient ignores IOPub messages of other requests,
+    so here that wait bought nothing and cost 0.2 s of idle time per submission."""
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except Empty:
+                reply = None
+            if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                try:
+                    await self.iopub_channel.get_msg(timeout=0.2)   # the welcome, or a status
+                except Empty:
+                    pass                                           # not subscribed yet: ask again
+                else:
+                    self._handle_kernel_info_reply(reply)
+                    return
+            if not await self._async_is_alive():
+                raise RuntimeError(NEVER_STARTED)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:g} seconds")
+
+
+class GraderKernelManager(AsyncKernelManager):
+    """The grader's kernel manager (nbgrader's Execute uses it): clients that are ready without
+    upstream's extra wait (ReadyClient), and a kernel's exit after its shutdown request noticed within
+    10 ms instead of 100 ms (upstream polls every 0.1 s; these kernels exit within that)."""
+
+    client_class = DottedObjectName(f"{__name__}.ReadyClient")
+    client_factory = Type(klass=ReadyClient)          # what `client()` makes (upstream's default is fixed)
+
+    async def _async_finish_shutdown(self, waittime: float | None = None, pollinterval: float = 0.01,
+                                     restart: bool = False) -> None:
+        await super()._async_finish_shutdown(waittime, pollinterval, restart)
 
 
 @dataclass
@@ -66,6 +112,7 @@ def run_kernel(work: Path, aid: str, student: str, config: sandbox.SandboxConfig
     os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
     settings = nbgrader_run.course_config(work, **{
         "Execute.timeout": int(cell_timeout), "Execute.kernel_name": zygote.KERNEL_NAME,
+        "Execute.kernel_manager_class": f"{__name__}.GraderKernelManager",
         # unix sockets at an absolute path: they work across the network namespace
         "KernelManager.transport": "ipc", "KernelManager.ip": str(runtime / "k"),
         "BaseConverter.force": True, "Autograde.create_student": True})
