@@ -21,7 +21,7 @@ from queue import Empty
 import nbformat
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import DottedObjectName, Type
+from traitlets import Type
 
 from .. import nbgrader_run
 from .. import notebooks as nbs
@@ -69,8 +69,7 @@ class GraderKernelManager(AsyncKernelManager):
     upstream's extra wait (ReadyClient), and a kernel's exit after its shutdown request noticed within
     10 ms instead of 100 ms (upstream polls every 0.1 s; these kernels exit within that)."""
 
-    client_class = DottedObjectName(f"{__name__}.ReadyClient")
-    client_factory = Type(klass=ReadyClient)          # what `client()` makes (upstream's default is fixed)
+    client_factory = Type(klass=ReadyClient)          # what `client()` makes
 
     async def _async_finish_shutdown(self, waittime: float | None = None, pollinterval: float = 0.01,
                                      restart: bool = False) -> None:
