@@ -14,6 +14,8 @@ import tempfile
 import tokenize
 from pathlib import Path
 
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor
+
 from . import REPO, nbgrader_run
 from . import notebooks as nbs
 from .config import Assignment, Course, load_course
@@ -34,9 +36,14 @@ def stamp_of(path: Path) -> str | None:
 
 
 def finish(path: Path, sha: str, keep_outputs: bool) -> None:
-    """Stamp a generated notebook with its source hash; drop volatile execution metadata."""
+    """Stamp a generated notebook with its source hash; drop volatile execution metadata. Kept
+    outputs are stored as a reader sees them: a cell's consecutive stream messages merged and text
+    overwritten by a carriage return dropped (nbconvert's CoalesceStreamsPreprocessor), so a
+    progress bar is saved once, finished, and shows so in any renderer."""
     nb = nbs.read(path)
     nb.metadata["coursekit"] = {"source_sha256": sha}
+    if keep_outputs:
+        nb, _ = CoalesceStreamsPreprocessor().preprocess(nb, {})
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code" and not keep_outputs:

@@ -91,6 +91,24 @@ def test_solutions_are_clean_executed_keys(aid):
             assert re.search(rf"{cell.id} passed", out), f"{cell.id} did not pass in the answer key"
 
 
+@pytest.mark.parametrize("aid", IDS)
+def test_answer_keys_store_what_a_reader_sees(aid):
+    """A cell's output streams are stored merged, with nothing a carriage return overwrote: a
+    progress bar appears once, in its last state (a renderer that does not merge them shows each state)."""
+    _, _, solutions = notebooks(aid)
+    for cell in solutions.cells:
+        streams = [(o.name, o.text) for o in cell.get("outputs", []) if o.output_type == "stream"]
+        kinds = [o.output_type + (o.get("name") or "") for o in cell.get("outputs", [])]
+        assert not [a for a, b in zip(kinds, kinds[1:]) if a == b and a.startswith("stream")], \
+            f"{cell.id}: consecutive stream outputs stored apart (make release merges them)"
+        for name, text in streams:
+            assert not re.search(r"\r[^\n]", text), f"{cell.id}: {name} keeps text a carriage return overwrote"
+    bars = [line for cell in solutions.cells for o in cell.get("outputs", []) if o.output_type == "stream"
+            for line in o.text.splitlines() if re.search(r"\d+/\d+ \[", line)]
+    assert all(re.search(r"100%\|.*\| (\d+)/\1 ", line) for line in bars), \
+        f"progress bars stored unfinished: {[b for b in bars if '100%' not in b][:3]}"
+
+
 def test_no_release_shows_an_answer_before_its_deadline():
     """Solution lines of one assignment reach another's release only where course.toml orders that
     release after the first one's deadline (release_after); `make release` runs the same check."""
