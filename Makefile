@@ -62,7 +62,7 @@ venv: $(VENV)/.installed ## create/refresh the pinned virtual environment (.venv
 release: venv ## compile source/ → release/ (student) and solutions/ (executed keys) with nbgrader  [~1–2 min/changed notebook]
 	$(BIN)/coursekit build
 
-test: venv ## everything CI runs: nbval on source/, freshness + integrity of release/ and solutions/, grading suite; ASSIGNMENT=id for one  [18–31 min on a quiet 2-core VM, by machine: README]
+test: venv ## everything CI runs: nbval on source/, freshness + integrity of release/ and solutions/, grading suite; ASSIGNMENT=id for one  [18–33 min on a quiet 2-core VM, by machine: README]
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(TEST_SCOPE) $(PYTEST_ARGS)
 
 test-fast: venv ## the same without executing notebooks or grading  [under a minute on 2 cores]
